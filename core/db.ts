@@ -1,0 +1,29 @@
+// The Postgres connection pool. Errors on idle clients (Postgres restarting,
+// the network dropping) are logged, never allowed to crash the process.
+import pg from 'pg';
+import type { Logger } from './logger.js';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(connectionString: string, log?: Logger, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 10_000 });
+  pool.on('error', (err) => log?.warn({ err: err.message }, 'postgres connection lost'));
+  return pool;
+}
+
+/** Runs `work` in a transaction; rolls back on any error. */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

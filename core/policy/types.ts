@@ -1,0 +1,43 @@
+// The vocabulary of a filtering decision, shared by the policy compiler, the
+// proxy and (later) the admin API's "why is this blocked?" check.
+
+/** What the proxy does with a request. monitor = allow, and flag for the DSL. */
+export type Action = 'allow' | 'block' | 'monitor';
+
+/** What a group rule says about a category. */
+export type RuleAction = 'allow' | 'block' | 'block_during' | 'monitor';
+
+/** Who is making a request, as far as the proxy can tell. */
+export interface Identity {
+  userId: number | null;
+  /** The username as authenticated or mapped; null for the unidentified. */
+  username: string | null;
+  groupId: number;
+  groupKey: string;
+  /** How the identity was established. */
+  source: 'proxy-auth' | 'ip-user' | 'ip-group' | 'default';
+}
+
+/** What is being requested, normalised. */
+export interface RequestTarget {
+  /** Normalised host (lower case, punycode, canonical IP literal). */
+  host: string;
+  port: number;
+  /** Path and query, only where the proxy sees them (plain HTTP, intercepted HTTPS). */
+  path?: string;
+}
+
+export type RuleKind = 'illegal' | 'override' | 'group_rule' | 'default';
+
+export interface Decision {
+  action: Action;
+  /** Keys of every category the request falls in, most severe first. */
+  categories: readonly string[];
+  /** The category that decided, where one did. */
+  category: string | null;
+  ruleKind: RuleKind;
+  /** The deciding row's id (override or group rule), where there is one. */
+  ruleId: number | null;
+  /** A sentence a person understands, e.g. "staff: gambling is blocked". */
+  rule: string;
+}

@@ -1,0 +1,42 @@
+// Vitest global setup: one embedded Postgres for the whole run, in a
+// temporary folder; each test file makes its own database in it.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../core/embedded-postgres.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgAdminUrl: string;
+    pgDataDir: string;
+  }
+}
+
+let handle: EmbeddedPostgresHandle | undefined;
+let dataDir: string | undefined;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function setup(project: TestProject): Promise<void> {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-test-'));
+  await chmod(dataDir, 0o711); // as root, Postgres runs as `postgres` and must enter it
+  handle = await startEmbeddedPostgres({ dataDir, port: await freePort() });
+  project.provide('pgAdminUrl', handle.connectionString);
+  project.provide('pgDataDir', dataDir);
+}
+
+export async function teardown(): Promise<void> {
+  await handle?.stop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+}
