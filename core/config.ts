@@ -31,6 +31,8 @@ export interface Config {
   upstreamTimeoutMs: number;
   maxHeaderBytes: number;
   blocklistUrl: string | undefined;
+  /** Days of access log kept; older daily partitions are dropped whole. */
+  logRetentionDays: number;
   logLevel: string;
 }
 
@@ -69,6 +71,15 @@ function positiveInt(env: Env, name: string, fallback: number): number {
   if (raw === undefined) return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) <= 0) {
     throw new ConfigError(name, `"${raw}" is not a positive whole number`);
+  }
+  return Number(raw);
+}
+
+function wholeNumberInRange(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `"${raw}" is not a whole number from ${min} to ${max}`);
   }
   return Number(raw);
 }
@@ -158,6 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
     upstreamTimeoutMs: positiveInt(env, 'UPSTREAM_TIMEOUT_MS', 30_000),
     maxHeaderBytes: positiveInt(env, 'MAX_HEADER_BYTES', 32 * 1024),
     blocklistUrl: url(env, 'BLOCKLIST_URL', ['http:', 'https:'])?.toString(),
+    logRetentionDays: wholeNumberInRange(env, 'LOG_RETENTION_DAYS', 365, 1, 3650),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
   };
 }

@@ -41,3 +41,17 @@ export interface Decision {
   /** A sentence a person understands, e.g. "staff: gambling is blocked". */
   rule: string;
 }
+
+/**
+ * The compiled category lists (blocklists/matcher.ts implements it).
+ * Both lookups are synchronous and return sorted category ids: a shared,
+ * frozen empty array on a miss, an interned frozen array on a hit.
+ */
+export interface CategoryLookup {
+  /** Every category with a domain entry equal to `host` or a parent domain of it. */
+  matchHost(host: string): readonly number[];
+  /** Every category with a url entry (host plus path prefix) covering host + pathAndQuery. */
+  matchUrl(host: string, pathAndQuery: string): readonly number[];
+  readonly domainCount: number;
+  readonly urlCount: number;
+}

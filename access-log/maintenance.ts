@@ -1,0 +1,86 @@
+// Hourly upkeep of the access log: partitions created ahead, expired ones
+// dropped, and the daily rollup refreshed for yesterday and today. Each step
+// runs even if another fails; failures are logged and retried next hour.
+import type { Pool } from '../core/db.js';
+import type { Logger } from '../core/logger.js';
+import { dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
+import { rollupDay } from './rollup.js';
+
+export interface AccessLogMaintenanceOptions {
+  pool: Pool;
+  log: Logger;
+  /** Config.logRetentionDays (LOG_RETENTION_DAYS). */
+  retentionDays: number;
+  /** Partitions are kept ready this many days ahead. */
+  daysAhead?: number;
+  intervalMs?: number;
+  now?: () => Date;
+}
+
+export interface AccessLogMaintenanceReport {
+  created: string[];
+  dropped: DroppedPartition[];
+  /** Days (YYYY-MM-DD) whose rollup was refreshed. */
+  rolledUp: string[];
+  /** One message per step that failed. */
+  failures: string[];
+}
+
+export interface AccessLogMaintenance {
+  /** Runs every step now (also what the timer does). */
+  runOnce(): Promise<AccessLogMaintenanceReport>;
+  stop(): void;
+}
+
+const DAY_MS = 86_400_000;
+
+export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptions): Promise<AccessLogMaintenanceReport> {
+  const { pool, log } = options;
+  const now = options.now?.() ?? new Date();
+  const report: AccessLogMaintenanceReport = { created: [], dropped: [], rolledUp: [], failures: [] };
+  const step = async (name: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (err) {
+      report.failures.push(`${name}: ${(err as Error).message}`);
+      log.error({ err: (err as Error).message, step: name }, 'access log maintenance step failed');
+    }
+  };
+  await step('create partitions', async () => {
+    report.created = await ensurePartitions(pool, now, options.daysAhead ?? 7);
+    if (report.created.length) log.info({ partitions: report.created }, 'access log partitions created');
+  });
+  await step('retention', async () => {
+    report.dropped = await dropExpiredPartitions(pool, options.retentionDays, now);
+    for (const p of report.dropped) {
+      log.info(
+        { partition: p.name, from: p.from.toISOString(), to: p.to.toISOString(), retentionDays: options.retentionDays },
+        'access log partition dropped: older than the retention',
+      );
+    }
+  });
+  // Yesterday's rollup is refreshed too, so late writes (a replayed spool) are counted.
+  for (const day of [new Date(now.getTime() - DAY_MS), now].map((d) => d.toISOString().slice(0, 10))) {
+    await step(`rollup ${day}`, async () => {
+      await rollupDay(pool, day);
+      report.rolledUp.push(day);
+    });
+  }
+  return report;
+}
+
+/** Runs the upkeep now and then every intervalMs (an hour by default); the timer does not keep the process alive. */
+export function startAccessLogMaintenance(options: AccessLogMaintenanceOptions): AccessLogMaintenance {
+  let running: Promise<AccessLogMaintenanceReport> | undefined;
+  const runOnce = () => {
+    // Never two runs at once in one process.
+    running ??= runAccessLogMaintenance(options).finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const timer = setInterval(() => void runOnce(), options.intervalMs ?? 3_600_000);
+  timer.unref();
+  void runOnce();
+  return { runOnce, stop: () => clearInterval(timer) };
+}

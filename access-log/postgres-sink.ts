@@ -1,0 +1,103 @@
+// Writes one batch of encoded access events to Postgres, exactly once.
+//
+// The batch is COPY'd into a session temp table, then moved with
+// INSERT ... ON CONFLICT (id, time) DO NOTHING, so an event that is written
+// again (replayed from the spool after a write that timed out but committed)
+// is skipped. The whole attempt has a deadline; past it the connection is
+// destroyed, which makes Postgres roll the transaction back if it had not
+// committed yet.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import copyStreams from 'pg-copy-streams';
+import type { Pool, PoolClient } from '../core/db.js';
+import { COPY_COLUMNS } from './copy-row.js';
+
+export class WriteTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`writing to Postgres took longer than ${ms} ms`);
+    this.name = 'WriteTimeoutError';
+  }
+}
+
+/** Postgres refused the data itself (SQLSTATE class 22 or 23): retrying the same batch will not help. */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
+
+const COLUMN_LIST = COPY_COLUMNS.join(', ');
+const STAGING_TABLE = `CREATE TEMP TABLE IF NOT EXISTS access_log_staging (LIKE access_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`;
+const COPY_INTO_STAGING = `COPY access_log_staging (${COLUMN_LIST}) FROM STDIN`;
+// The school is the group's: the proxy's identity carries the group, not the school.
+const MOVE_FROM_STAGING = `
+  INSERT INTO access_log (${COLUMN_LIST}, school_id)
+  SELECT ${COPY_COLUMNS.map((c) => `s.${c}`).join(', ')}, g.school_id
+  FROM access_log_staging s LEFT JOIN groups g ON g.id = s.group_id
+  ON CONFLICT (id, time) DO NOTHING`;
+
+export class PostgresSink {
+  /** UTC days whose partition this process has seen to exist. */
+  private readonly knownDays = new Set<string>();
+  /** Pooled sessions that already have the staging table. */
+  private readonly withStaging = new WeakSet<PoolClient>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Writes `copyText` (COPY text lines for rows on `days`); resolves with the number of rows that were new. */
+  async write(copyText: string, days: ReadonlySet<string>): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new WriteTimeoutError(this.timeoutMs)), this.timeoutMs);
+    });
+    const connecting = this.pool.connect();
+    try {
+      let client: PoolClient;
+      try {
+        client = await Promise.race([connecting, deadline]);
+      } catch (err) {
+        connecting.then((late) => late.release(true), () => undefined);
+        throw err;
+      }
+      const work = this.writeWith(client, copyText, days);
+      work.catch(() => undefined); // after a timeout its failure is already accounted for
+      try {
+        const inserted = await Promise.race([work, deadline]);
+        client.release();
+        return inserted;
+      } catch (err) {
+        // Mid-transaction or stalled: never hand this session back to the pool.
+        client.release(true);
+        if ((err as { code?: unknown }).code === '23514') this.knownDays.clear(); // a partition may have been dropped
+        throw err;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves once Postgres answers a trivial query within the deadline. */
+  async ping(): Promise<void> {
+    await this.write('', new Set());
+  }
+
+  private async writeWith(client: PoolClient, copyText: string, days: ReadonlySet<string>): Promise<number> {
+    const missing = [...days].filter((d) => !this.knownDays.has(d));
+    if (missing.length) {
+      await client.query('SELECT access_log_ensure_partition(d) FROM unnest($1::date[]) AS d', [missing]);
+      for (const d of missing) this.knownDays.add(d);
+    }
+    if (!this.withStaging.has(client)) {
+      await client.query(STAGING_TABLE);
+      this.withStaging.add(client);
+    }
+    if (copyText === '') return 0;
+    await client.query('BEGIN');
+    await pipeline(Readable.from([copyText]), client.query(copyStreams.from(COPY_INTO_STAGING)));
+    const moved = await client.query(MOVE_FROM_STAGING);
+    await client.query('COMMIT');
+    return moved.rowCount ?? 0;
+  }
+}

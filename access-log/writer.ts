@@ -1,0 +1,430 @@
+// The access-log writer: the proxy's AccessRecorder.
+//
+// record() appends to a bounded in-memory queue and returns; a drain loop
+// writes the queue to Postgres in batches (PostgresSink). When Postgres fails
+// or is too slow, batches go to the local spool instead, and so does every
+// event recorded while the queue is full, so memory stays bounded however
+// long the outage. Postgres is retried with back-off; once it answers, the
+// spool is replayed in order, each event exactly once (ids make a replay
+// idempotent), and each replayed file is removed.
+//
+// Nothing is lost silently: an event Postgres could never accept goes to
+// spool/rejected.jsonl, a spool line that cannot be read goes to
+// <file>.bad, both with an error log naming why and where. Only a failing
+// disk drops events, and `dropped` counts them.
+import { inspect } from 'node:util';
+import type { Pool } from '../core/db.js';
+import type { Logger } from '../core/logger.js';
+import type { AccessEvent, AccessRecorder } from '../proxy/types.js';
+import { encodeAccessEvent, type EncodedAccessEvent } from './copy-row.js';
+import { eventFromJsonLine, eventToJsonLine } from './event-json.js';
+import type { MetricSample } from '../core/metrics.js';
+import { isDataError, PostgresSink } from './postgres-sink.js';
+import { Spool, type SpoolLine } from './spool.js';
+
+export interface AccessLogWriterOptions {
+  pool: Pool;
+  /** DATA_DIR/spool; one writer (one process) per folder. */
+  spoolDir: string;
+  log: Logger;
+  /** Most events in one COPY. */
+  batchSize?: number;
+  /** Batches written at once, each on its own connection (the pool needs this many free). */
+  writeConcurrency?: number;
+  /** Longest an event waits in the queue before its batch is written. */
+  flushIntervalMs?: number;
+  /** Most events held in memory; past it, record() writes straight to the spool. */
+  queueCap?: number;
+  /** A write slower than this counts as a failure; its batch is spooled. */
+  writeTimeoutMs?: number;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  spoolFileBytes?: number;
+}
+
+export interface AccessLogCounters {
+  /** Events passed to record(). */
+  queued: number;
+  /** Rows inserted into access_log (live and replayed). */
+  written: number;
+  /** Events already present when written again (a replay after a write that timed out but committed). */
+  duplicates: number;
+  /** Events appended to the spool. */
+  spooled: number;
+  /** Spooled events since written to Postgres. */
+  replayed: number;
+  /** Events Postgres could never accept, kept in rejected.jsonl or a .bad file. */
+  rejected: number;
+  /** Spool lines that could not be read, kept in a .bad file. */
+  badSpoolLines: number;
+  /** Events lost because the disk failed while spooling them. */
+  dropped: number;
+}
+
+/** One row ready for COPY, with what is needed to set it aside if Postgres refuses it. */
+interface PendingRow {
+  row: EncodedAccessEvent;
+  event: AccessEvent;
+  /** Where a replayed row came from. */
+  origin?: SpoolLine;
+}
+
+export class AccessLogWriter implements AccessRecorder {
+  private queue: AccessEvent[] = [];
+  private readonly counts: AccessLogCounters = {
+    queued: 0, written: 0, duplicates: 0, spooled: 0, replayed: 0, rejected: 0, badSpoolLines: 0, dropped: 0,
+  };
+  private readonly sink: PostgresSink;
+  private readonly batchSize: number;
+  private readonly writeConcurrency: number;
+  private readonly flushIntervalMs: number;
+  private readonly queueCap: number;
+  private readonly retryMinMs: number;
+  private readonly retryMaxMs: number;
+  private readonly log: Logger;
+  private spool: Spool | undefined;
+  private postgresUp = true;
+  private retryDelayMs = 0;
+  private nextRetryAt = 0;
+  private spoolNeedsSync = false;
+  /** Per spool file: how far replay has committed, and how far bad lines have been set aside. */
+  private readonly replayProgress = new Map<string, { offset: number; line: number; setAsideThrough: number }>();
+  private closing = false;
+  private closed = false;
+  private draining: Promise<void> | undefined;
+  private closingDone: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private napTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: AccessLogWriterOptions) {
+    this.sink = new PostgresSink(options.pool, options.writeTimeoutMs ?? 5_000);
+    this.batchSize = options.batchSize ?? 5_000;
+    this.writeConcurrency = options.writeConcurrency ?? 2;
+    this.flushIntervalMs = options.flushIntervalMs ?? 50;
+    this.queueCap = options.queueCap ?? 50_000;
+    this.retryMinMs = options.retryMinMs ?? 250;
+    this.retryMaxMs = options.retryMaxMs ?? 30_000;
+    this.log = options.log.child({ component: 'access-log' });
+  }
+
+  /** Opens the spool (replaying what an earlier run left in it) and starts draining. */
+  async start(): Promise<void> {
+    this.spool = await Spool.open(this.options.spoolDir, this.options.spoolFileBytes);
+    if (this.spool.hasPending) {
+      this.log.info({ spoolBytes: this.spool.bytes, files: this.spool.sealedFiles().length }, 'replaying access events spooled by an earlier run');
+    }
+    this.draining = this.drainLoop();
+  }
+
+  record(event: AccessEvent): void {
+    try {
+      this.counts.queued++;
+      // After close() nothing drains the queue: the spool keeps the event for the next start.
+      if (this.queue.length < this.queueCap && !this.closed) {
+        this.queue.push(event);
+        if (this.queue.length >= this.batchSize) this.wake();
+      } else {
+        this.spoolEvents([event]);
+      }
+    } catch (err) {
+      this.counts.dropped++;
+      this.log.error({ err: (err as Error).message, eventId: event?.id }, 'access event lost');
+    }
+  }
+
+  counters(): Readonly<AccessLogCounters> {
+    return { ...this.counts };
+  }
+
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  get spoolBytes(): number {
+    return this.spool?.bytes ?? 0;
+  }
+
+  get isPostgresUp(): boolean {
+    return this.postgresUp;
+  }
+
+  metrics(): MetricSample[] {
+    const c = this.counts;
+    const counter = (name: string, help: string, value: number): MetricSample => ({
+      name: `portcullis_access_events_${name}_total`, help, type: 'counter', value,
+    });
+    return [
+      counter('queued', 'Access events recorded by the proxy.', c.queued),
+      counter('written', 'Access log rows inserted into Postgres.', c.written),
+      counter('duplicates', 'Access events skipped because their row was already present.', c.duplicates),
+      counter('spooled', 'Access events written to the local spool.', c.spooled),
+      counter('replayed', 'Spooled access events since written to Postgres.', c.replayed),
+      counter('rejected', 'Access events Postgres cannot accept, kept in the spool folder.', c.rejected),
+      counter('bad_spool_lines', 'Unreadable spool lines, kept in .bad files.', c.badSpoolLines),
+      counter('dropped', 'Access events lost because the disk failed.', c.dropped),
+      { name: 'portcullis_access_log_queue_depth', help: 'Access events waiting in memory.', type: 'gauge', value: this.queueDepth },
+      { name: 'portcullis_access_log_spool_bytes', help: 'Bytes of access events waiting in the spool.', type: 'gauge', value: this.spoolBytes },
+      { name: 'portcullis_access_log_postgres_up', help: '1 when the last write to Postgres succeeded.', type: 'gauge', value: this.postgresUp ? 1 : 0 },
+    ];
+  }
+
+  /** Writes everything queued to Postgres, or to the spool if Postgres cannot take it, and stops. */
+  close(): Promise<void> {
+    this.closingDone ??= this.shutDown();
+    return this.closingDone;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.closing = true;
+    this.wake();
+    await this.draining;
+    if (this.postgresUp) await this.writeQueued();
+    this.closed = true;
+    if (this.queue.length) this.spoolEvents(this.take(this.queue.length));
+    await this.spool?.close();
+    this.log.info({ ...this.counts, spoolBytes: this.spoolBytes }, 'access log writer closed');
+  }
+
+  private async drainLoop(): Promise<void> {
+    while (!this.closing) {
+      await this.nap();
+      if (this.closing) break;
+      try {
+        await this.drainOnce();
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'access log drain failed');
+      }
+    }
+  }
+
+  private async drainOnce(): Promise<void> {
+    if (!this.postgresUp && Date.now() >= this.nextRetryAt) await this.probe();
+    if (this.postgresUp && (await this.writeQueued()) && this.spool!.hasPending) await this.replaySpool();
+    if (!this.postgresUp && this.queue.length) this.spoolEvents(this.take(this.queue.length));
+    if (this.spoolNeedsSync) await this.syncSpool();
+  }
+
+  private nap(): Promise<void> {
+    if (this.queue.length >= this.batchSize) return Promise.resolve();
+    let ms = this.flushIntervalMs;
+    if (this.postgresUp && this.spool!.hasPending) ms = 0;
+    else if (!this.postgresUp) ms = Math.max(0, Math.min(ms, this.nextRetryAt - Date.now()));
+    return new Promise((resolve) => {
+      this.wakeUp = resolve;
+      this.napTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  private wake(): void {
+    clearTimeout(this.napTimer);
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  private take(n: number): AccessEvent[] {
+    if (n >= this.queue.length) {
+      const all = this.queue;
+      this.queue = [];
+      return all;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  private markDown(err: unknown): void {
+    this.retryDelayMs = this.retryDelayMs ? Math.min(this.retryDelayMs * 2, this.retryMaxMs) : this.retryMinMs;
+    this.nextRetryAt = Date.now() + this.retryDelayMs;
+    if (this.postgresUp) {
+      this.log.warn({ err: (err as Error).message }, 'access log: Postgres unavailable, spooling events');
+    }
+    this.postgresUp = false;
+  }
+
+  private async probe(): Promise<void> {
+    try {
+      await this.sink.ping();
+      this.postgresUp = true;
+      this.retryDelayMs = 0;
+      this.log.info({ spoolBytes: this.spoolBytes }, 'access log: Postgres is back, replaying the spool');
+    } catch (err) {
+      this.markDown(err);
+    }
+  }
+
+  /** Writes queued events, several batches at a time; on failure spools the failed batches and returns false. */
+  private async writeQueued(): Promise<boolean> {
+    while (this.queue.length) {
+      const batches: PendingRow[][] = [];
+      while (this.queue.length && batches.length < this.writeConcurrency) batches.push(this.encodeLive(this.take(this.batchSize)));
+      const results = await Promise.allSettled(batches.map((rows) => this.writeRows(rows)));
+      let allWritten = true;
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled') return;
+        if (allWritten) this.markDown(result.reason);
+        allWritten = false;
+        this.spoolEvents(batches[i].map((r) => r.event));
+      });
+      if (!allWritten) return false;
+    }
+    return true;
+  }
+
+  private encodeLive(events: AccessEvent[]): PendingRow[] {
+    const rows: PendingRow[] = [];
+    for (const event of events) {
+      try {
+        rows.push({ row: encodeAccessEvent(event), event });
+      } catch (err) {
+        this.reject(event, (err as Error).message);
+      }
+    }
+    return rows;
+  }
+
+  /**
+   * Writes rows; where Postgres refuses the data itself, halves the batch until
+   * the refused rows are found and set aside. Throws when Postgres is unavailable.
+   */
+  private async writeRows(rows: PendingRow[]): Promise<void> {
+    if (!rows.length) return;
+    try {
+      const inserted = await this.sink.write(rows.map((r) => r.row.line).join(''), new Set(rows.map((r) => r.row.day)));
+      this.counts.written += inserted;
+      this.counts.duplicates += rows.length - inserted;
+      for (const r of rows) if (r.origin) this.counts.replayed++;
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      if (rows.length === 1) {
+        this.setAsideRefused(rows[0], (err as Error).message);
+        return;
+      }
+      const half = Math.ceil(rows.length / 2);
+      await this.writeRows(rows.slice(0, half));
+      await this.writeRows(rows.slice(half));
+    }
+  }
+
+  private setAsideRefused(row: PendingRow, reason: string): void {
+    if (row.origin) {
+      this.setAsideSpoolLine(row.origin, `Postgres refused it: ${reason}`);
+      this.counts.rejected++;
+    } else {
+      this.reject(row.event, `Postgres refused it: ${reason}`);
+    }
+  }
+
+  private reject(event: AccessEvent, reason: string): void {
+    this.counts.rejected++;
+    try {
+      this.spool!.rejectSync(reason, event);
+      this.log.error({ reason, eventId: event?.id, file: 'rejected.jsonl' }, 'access event rejected, kept in the spool folder');
+    } catch (err) {
+      this.counts.dropped++;
+      this.log.error({ reason, err: (err as Error).message, event: inspect(event) }, 'access event rejected and could not be kept');
+    }
+  }
+
+  /** Appends events to the spool (durable at the next syncSpool). */
+  private spoolEvents(events: AccessEvent[]): void {
+    let lines = '';
+    let count = 0;
+    for (const event of events) {
+      try {
+        lines += eventToJsonLine(event);
+        count++;
+      } catch (err) {
+        this.reject(event, `cannot be serialised: ${(err as Error).message}`);
+      }
+    }
+    if (!count) return;
+    try {
+      this.spool!.appendSync(lines);
+      this.counts.spooled += count;
+      this.spoolNeedsSync = true;
+    } catch (err) {
+      this.counts.dropped += count;
+      this.log.error({ err: (err as Error).message, events: count }, 'access events lost: the spool could not be written');
+    }
+  }
+
+  private async syncSpool(): Promise<void> {
+    this.spoolNeedsSync = false;
+    try {
+      await this.spool!.sync();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'access log spool could not be made durable');
+    }
+  }
+
+  /** Replays sealed spool files oldest first, writing live batches in between; stops on failure or close. */
+  private async replaySpool(): Promise<void> {
+    const spool = this.spool!;
+    spool.sealCurrent();
+    await this.syncSpool();
+    for (const file of [...spool.sealedFiles()]) {
+      if (!(await this.replayFile(file))) return;
+      await spool.remove(file);
+      this.replayProgress.delete(file);
+      this.log.info({ file, spoolBytes: spool.bytes }, 'access log spool file replayed and removed');
+    }
+  }
+
+  /** Replays one file from where an earlier attempt stopped; false when Postgres failed or the writer is closing. */
+  private async replayFile(file: string): Promise<boolean> {
+    const progress = this.replayProgress.get(file) ?? { offset: 0, line: 0, setAsideThrough: 0 };
+    this.replayProgress.set(file, progress);
+    let batch: PendingRow[] = [];
+    const flush = async (): Promise<boolean> => {
+      const rows = batch;
+      batch = [];
+      try {
+        await this.writeRows(rows);
+      } catch (err) {
+        this.markDown(err);
+        return false;
+      }
+      const last = rows.at(-1)?.origin;
+      if (last) Object.assign(progress, { offset: last.end, line: last.line });
+      return true;
+    };
+    for await (const lines of this.spool!.readLines(file, progress.offset, progress.line)) {
+      for (const line of lines) {
+        let event: AccessEvent;
+        let row: EncodedAccessEvent;
+        try {
+          event = eventFromJsonLine(line.bytes.toString('utf8'));
+          row = encodeAccessEvent(event);
+        } catch (err) {
+          // A line set aside before a failed batch is met again when the file is re-read.
+          if (line.offset >= progress.setAsideThrough) {
+            this.counts.badSpoolLines++;
+            this.setAsideSpoolLine(line, (err as Error).message);
+            progress.setAsideThrough = line.end;
+          }
+          continue;
+        }
+        batch.push({ row, event, origin: line });
+        if (batch.length < this.batchSize) continue;
+        // Live events keep flowing while a long spool is replayed.
+        if (!(await flush()) || this.closing || !(await this.writeQueued())) return false;
+      }
+    }
+    return flush();
+  }
+
+  private setAsideSpoolLine(origin: SpoolLine, reason: string): void {
+    try {
+      this.spool!.setAsideSync(origin.file, origin.bytes);
+      this.log.error(
+        { file: origin.file, line: origin.line, byteOffset: origin.offset, reason, keptIn: `${origin.file}.bad` },
+        'access log spool line cannot be replayed; set aside',
+      );
+    } catch (err) {
+      this.counts.dropped++;
+      this.log.error(
+        { file: origin.file, line: origin.line, byteOffset: origin.offset, reason, err: (err as Error).message },
+        'access log spool line lost',
+      );
+    }
+  }
+}

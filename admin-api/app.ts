@@ -1,0 +1,100 @@
+// The admin API's fastify application. Routes live one resource per file in
+// routes/; this file only assembles them with what they need, in an order
+// that matters: error handling and conventions first, then who is asking
+// (authentication), whether they may (access), whether the change is theirs
+// (CSRF), and only then the routes.
+//
+// A new route file: declare `config: { access: ... }` (auth/roles.ts) and a
+// TypeBox schema for params, querystring, body and responses on every route,
+// throw a Problem (problem.ts) for anything the client got wrong, audit every
+// change with appendAudit(client, ...) in the change's transaction (audit.ts),
+// and page lists with pagination.ts.
+import cookie from '@fastify/cookie';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../core/config.js';
+import type { Pool } from '../core/db.js';
+import type { Logger } from '../core/logger.js';
+import type { PolicySnapshot } from '../core/policy/compile.js';
+import { installAuthentication } from './auth/authenticate.js';
+import { installCsrfProtection } from './auth/csrf.js';
+import { DEFAULT_LOGIN_RATE_LIMIT, type LoginRateLimit } from './auth/login-limit.js';
+import { installAccessControl } from './auth/roles.js';
+import { installOpenApi } from './openapi.js';
+import { installProblemHandlers } from './problem.js';
+import { auditRoutes } from './routes/audit.js';
+import { blocklistRoutes, DEFAULT_UPLOAD_LIMIT_BYTES } from './routes/blocklists.js';
+import { categoryRoutes } from './routes/categories.js';
+import { groupRuleRoutes } from './routes/group-rules.js';
+import { groupRoutes } from './routes/groups.js';
+import { healthRoutes, type PolicyStatus } from './routes/health.js';
+import { historyRoutes } from './routes/history.js';
+import { investigationRoutes } from './routes/investigations.js';
+import { listEntryRoutes } from './routes/list-entries.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { overrideRoutes } from './routes/overrides.js';
+import { proxyPacRoutes } from './routes/proxy-pac.js';
+import { reportRoutes } from './routes/reports.js';
+import { scheduleRoutes } from './routes/schedules.js';
+import { sessionRoutes } from './routes/session.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { userRoutes } from './routes/users.js';
+import { whyRoutes } from './routes/why.js';
+import { validatorCompiler } from './validation.js';
+
+export interface AdminAppOptions {
+  config: Config;
+  pool: Pool;
+  log: Logger;
+  policyStatus: () => PolicyStatus;
+  /** Prometheus text exposition of the running process's counters. */
+  metrics: () => string;
+  /** Sign-in attempts allowed per client address and per username; default 10 per 15 minutes. */
+  loginRateLimit?: LoginRateLimit;
+  /** The running proxy's policy snapshot, for "why is this blocked?"; without it one is compiled from the database. */
+  policySnapshot?: () => PolicySnapshot;
+  /** Largest blocklist archive an admin may upload; default 200 MiB. */
+  blocklistUploadLimitBytes?: number;
+}
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyInstance> {
+  const { pool } = options;
+  // pino's own Logger type and fastify's view of it differ only in generics.
+  const loggerInstance = options.log.child({ component: 'admin-api' }) as FastifyBaseLogger;
+  const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT_BYTES });
+  app.setValidatorCompiler(validatorCompiler);
+  installProblemHandlers(app);
+  await installOpenApi(app);
+  await app.register(cookie);
+  await app.register(rateLimit, { global: false });
+  installAuthentication(app, pool);
+  installAccessControl(app);
+  installCsrfProtection(app);
+
+  await app.register(healthRoutes, { pool, policyStatus: options.policyStatus });
+  await app.register(proxyPacRoutes, { config: options.config });
+  await app.register(metricsRoutes, { metrics: options.metrics });
+  await app.register(sessionRoutes, { pool, loginRateLimit: options.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT });
+  await app.register(tokenRoutes, { pool });
+  await app.register(userRoutes, { pool });
+  await app.register(groupRoutes, { pool });
+  await app.register(auditRoutes, { pool });
+  await app.register(categoryRoutes, { pool });
+  await app.register(groupRuleRoutes, { pool });
+  await app.register(listEntryRoutes, { pool });
+  await app.register(overrideRoutes, { pool });
+  await app.register(scheduleRoutes, { pool });
+  await app.register(blocklistRoutes, {
+    pool,
+    config: options.config,
+    log: options.log,
+    uploadLimitBytes: options.blocklistUploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES,
+  });
+  await app.register(whyRoutes, { pool, policySnapshot: options.policySnapshot });
+  await app.register(reportRoutes, { pool });
+  await app.register(historyRoutes, { pool });
+  await app.register(investigationRoutes, { pool });
+  return app;
+}

@@ -1,0 +1,11 @@
+// GET /metrics: Prometheus text exposition of the process's counters, for an
+// IT admin or a scraper holding an IT admin's bearer token.
+import type { FastifyPluginAsync } from 'fastify';
+
+export const metricsRoutes: FastifyPluginAsync<{ metrics: () => string }> = async (app, opts) => {
+  app.get(
+    '/metrics',
+    { config: { access: ['it_admin'] }, schema: { tags: ['system'], summary: 'Prometheus metrics (text exposition format)' } },
+    async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.metrics()),
+  );
+};

@@ -1,0 +1,108 @@
+// The HTML pages the proxy answers with itself: the block page and the error
+// pages. Every value that reaches the markup goes through escapeHtml.
+import type { ServerResponse } from 'node:http';
+
+function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en-GB">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>${escapeHtml(title)}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1b1b1b; line-height: 1.5; }
+h1 { font-size: 1.5rem; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
+dt { font-weight: bold; }
+dd { margin: 0; overflow-wrap: anywhere; }
+code { background: #f2f2f2; padding: 0 .25rem; }
+</style>
+</head>
+<body>
+${body}
+</body>
+</html>
+`;
+}
+
+export interface BlockPageDetails {
+  /** What was asked for: the URL for plain HTTP, the host for HTTPS. */
+  blocked: string;
+  /** Readable category name, when a category decided. */
+  categoryName: string | null;
+  /** The deciding rule as a sentence. */
+  rule: string;
+  /** The username, or "not signed in (group)". */
+  who: string;
+  time: Date;
+  timeZone: string;
+  ref: string;
+  schoolName: string;
+}
+
+export function blockPage(details: BlockPageDetails): string {
+  const time = new Intl.DateTimeFormat('en-GB', {
+    dateStyle: 'full',
+    timeStyle: 'long',
+    timeZone: details.timeZone,
+  }).format(details.time);
+  const category = details.categoryName === null ? '' : `<dt>Category</dt><dd>${escapeHtml(details.categoryName)}</dd>\n`;
+  return layout(
+    'Page blocked',
+    `<h1>This page is blocked</h1>
+<p>${escapeHtml(details.schoolName)} does not allow this page on its network.</p>
+<dl>
+<dt>Blocked</dt><dd>${escapeHtml(details.blocked)}</dd>
+${category}<dt>Rule</dt><dd>${escapeHtml(details.rule)}</dd>
+<dt>User</dt><dd>${escapeHtml(details.who)}</dd>
+<dt>Time</dt><dd>${escapeHtml(time)}</dd>
+<dt>Reference</dt><dd><code>${escapeHtml(details.ref)}</code></dd>
+</dl>
+<p>If you think this page should not be blocked, tell a member of staff and give them the reference above.</p>`,
+  );
+}
+
+export function errorPage(title: string, explanation: string): string {
+  return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(explanation)}</p>`);
+}
+
+export function notAProxyRequestPage(proxyAddress: string, pacUrl: string): string {
+  return layout(
+    'This is a web proxy',
+    `<h1>This is a web proxy, not a web site</h1>
+<p>Your browser sent a request straight to the school's filtering proxy. The proxy only forwards
+requests for other sites.</p>
+<p>To use it, set your browser or device to use the proxy <code>${escapeHtml(proxyAddress)}</code>
+for HTTP and HTTPS, or set automatic proxy configuration to <code>${escapeHtml(pacUrl)}</code>.</p>`,
+  );
+}
+
+export function proxyAuthRequiredPage(reason: 'required' | 'invalid'): string {
+  return reason === 'required'
+    ? errorPage('Please sign in', 'You need to sign in with your school username and password to use the web.')
+    : errorPage('Sign-in failed', 'The username or password was not accepted. Please try again.');
+}
+
+/** Sends a complete HTML page; returns the body's length in bytes. */
+export function sendHtml(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): number {
+  const body = Buffer.from(html, 'utf8');
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': String(body.length),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(body);
+  return body.length;
+}

@@ -1,0 +1,343 @@
+// The proxy listener: for each request it parses the target, identifies the
+// user, asks the policy, and then blocks, forwards (plain HTTP) or tunnels
+// (CONNECT). Every request that gets as far as a decision is recorded once.
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { normaliseHost } from '../blocklists/host.js';
+import { CidrSet, unmapIpv4 } from '../core/cidr.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Decision, Identity, RequestTarget } from '../core/policy/types.js';
+import { newBlockRef } from './block-ref.js';
+import type { ClientHelloPeek } from './client-hello.js';
+import { createDestinationGuard, systemResolve, type Resolve } from './destination-guard.js';
+import { createForwarder } from './forward.js';
+import { blockPage, errorPage, notAProxyRequestPage, proxyAuthRequiredPage, sendHtml } from './pages.js';
+import { formatAuthority, parseConnectAuthority, parseHttpTarget } from './request-target.js';
+import { refuseConnect, runTunnel, type HelloVerdict } from './tunnel.js';
+import type { AccessEvent, AccessRecorder, ProxyPolicy } from './types.js';
+
+export interface ProxyServerOptions {
+  config: Config;
+  policy: ProxyPolicy;
+  recorder: AccessRecorder;
+  log: Logger;
+  /** Name resolution for destinations; the system resolver (all addresses) by default. */
+  resolve?: Resolve;
+}
+
+export interface ProxyServer {
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting, ends idle connections, and cuts what is still open after a short grace. */
+  close(): Promise<void>;
+  server: http.Server;
+}
+
+const PROXY_AUTHENTICATE = 'Basic realm="Portcullis"';
+const CLOSE_GRACE_MS = 2_000;
+// Real ClientHellos are a few kilobytes (post-quantum key shares included); far more is not a browser.
+const MAX_CLIENT_HELLO_BYTES = 32 * 1024;
+
+type Recorded = Omit<AccessEvent, 'id' | 'time' | 'durationMs'>;
+
+function describeUser(identity: Identity): string {
+  return identity.username ?? `not signed in (group ${identity.groupKey})`;
+}
+
+/** The stricter of two decisions, for a tunnel whose CONNECT host and TLS server name differ. */
+function stricter(a: Decision, b: Decision): Decision {
+  const rank = { allow: 0, monitor: 1, block: 2 } as const;
+  return rank[b.action] > rank[a.action] ? b : a;
+}
+
+export function createProxyServer(options: ProxyServerOptions): ProxyServer {
+  const { config, policy, recorder, log } = options;
+  const clients = new CidrSet(config.allowedClients);
+  const forwarder = createForwarder({ upstreamTimeoutMs: config.upstreamTimeoutMs, log });
+  const tunnels = new Set<Socket>();
+  const parent = config.upstreamProxy;
+
+  const server = http.createServer({
+    maxHeaderSize: config.maxHeaderBytes,
+    headersTimeout: config.headerTimeoutMs,
+    // No limit on the whole request: a large upload may take long; a stalled one meets the idle timeout.
+    requestTimeout: 0,
+    keepAliveTimeout: config.idleTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, config.headerTimeoutMs),
+    // The target comes from the absolute URI; a missing Host header changes nothing.
+    requireHostHeader: false,
+  });
+  server.setTimeout(config.idleTimeoutMs);
+
+  const guard = createDestinationGuard({
+    allowedPrivateDestinations: config.allowedPrivateDestinations,
+    parentResolvesNames: parent !== undefined,
+    resolve: options.resolve ?? systemResolve,
+    resolveTimeoutMs: config.upstreamTimeoutMs,
+    ownPorts: () => {
+      const address = server.address();
+      const listening = address !== null && typeof address === 'object' ? address.port : config.proxyPort;
+      return [listening, config.adminPort].filter((port) => port > 0);
+    },
+  });
+  const pacUrl = `http://${formatAuthority(config.publicHost, config.adminPort, 80)}/proxy.pac`;
+  const proxyAddress = formatAuthority(config.publicHost, config.proxyPort, 0);
+
+  function record(id: string, started: number, fields: Recorded): void {
+    try {
+      recorder.record({ id, time: new Date(started), durationMs: Date.now() - started, ...fields });
+    } catch (err) {
+      log.error({ err, id }, 'access recorder failed; the event is lost');
+    }
+  }
+
+  // Clients outside ALLOWED_CLIENTS are cut off before a byte is read: nothing is parsed for
+  // them and nothing tells a scanner on the wrong network that a proxy is here.
+  server.on('connection', (socket: Socket) => {
+    const address = unmapIpv4(socket.remoteAddress ?? '');
+    if (!clients.has(address)) {
+      log.warn({ clientIp: address }, 'connection from a client outside ALLOWED_CLIENTS refused');
+      socket.destroy();
+    }
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const inResponse = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inResponse?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, title, explanation] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request headers too large', `The request's headers are larger than the ${config.maxHeaderBytes} bytes this proxy accepts.`]
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request timed out', 'The request was not sent in time.']
+          : [400, 'Bad request', 'The request could not be understood: it is not valid HTTP.'];
+    log.info({ err: { code: err.code, message: err.message }, clientIp: unmapIpv4(socket.remoteAddress ?? '') }, 'malformed request');
+    const body = Buffer.from(errorPage(title, explanation));
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/html; charset=utf-8\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.toString()}`,
+    );
+  });
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    handleRequest(req, res).catch((err: unknown) => {
+      log.error({ err }, 'request handling failed');
+      if (!res.headersSent) sendHtml(res, 500, errorPage('Proxy error', 'Something went wrong inside the proxy.'));
+      else res.destroy();
+    });
+  });
+
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
+    socket.on('error', (err) => log.debug({ err }, 'CONNECT client socket error'));
+    handleConnect(req, socket, head).catch((err: unknown) => {
+      log.error({ err }, 'CONNECT handling failed');
+      refuseConnect(socket, 500, 'Something went wrong inside the proxy.');
+    });
+  });
+
+  /** identify() and decide() come from elsewhere; their failures are answered, not thrown. */
+  async function identifyAndDecide(
+    clientIp: string,
+    authorization: string | undefined,
+    target: RequestTarget,
+  ): Promise<{ identity: Identity; decision: Decision } | { authRequired: 'required' | 'invalid' }> {
+    const identified = await policy.identify(clientIp, authorization);
+    if (!identified.ok) return { authRequired: identified.reason };
+    return { identity: identified.identity, decision: policy.decide(identified.identity, target, new Date()) };
+  }
+
+  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const id = randomUUID();
+    const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
+    const reqLog = log.child({ reqId: id, clientIp });
+    const parsed = parseHttpTarget(req.url ?? '');
+    if (!parsed.ok) {
+      reqLog.info({ url: req.url, reason: parsed.message }, 'bad request target');
+      sendHtml(res, 400, parsed.originForm ? notAProxyRequestPage(proxyAddress, pacUrl) : errorPage('Bad request', parsed.message));
+      return;
+    }
+    const target = parsed.target;
+    const authority = formatAuthority(target.host, target.port, 80);
+    const outcome = await identifyAndDecide(clientIp, req.headers['proxy-authorization'], target);
+    if ('authRequired' in outcome) {
+      sendHtml(res, 407, proxyAuthRequiredPage(outcome.authRequired), { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
+      return;
+    }
+    const { identity, decision } = outcome;
+    const base = {
+      identity, clientIp, method: req.method ?? 'GET', scheme: 'http' as const, host: target.host, port: target.port,
+      path: target.path, decision,
+    };
+
+    if (decision.action === 'block') {
+      const blockRef = newBlockRef();
+      const bytesOut = sendHtml(
+        res,
+        403,
+        blockPage({
+          blocked: `http://${authority}${target.path}`,
+          categoryName: decision.category === null ? null : policy.categoryName(decision.category),
+          rule: decision.rule,
+          who: describeUser(identity),
+          time: new Date(started),
+          timeZone: config.schoolTimezone,
+          ref: blockRef,
+          schoolName: config.schoolName,
+        }),
+      );
+      reqLog.info({ host: target.host, blockRef }, 'blocked');
+      record(id, started, { ...base, status: 403, bytesIn: 0, bytesOut, blockRef });
+      return;
+    }
+
+    const verdict = await guard.check(target.host, target.port);
+    if (!verdict.ok) {
+      const title = verdict.status === 403 ? 'Destination not allowed' : 'The site could not be reached';
+      const bytesOut = sendHtml(res, verdict.status, errorPage(title, verdict.reason));
+      record(id, started, { ...base, status: verdict.status, bytesIn: 0, bytesOut, blockRef: null });
+      return;
+    }
+    const result = await forwarder.forward(
+      req,
+      res,
+      target,
+      parent ? { kind: 'parent', parent } : { kind: 'direct', address: verdict.address as string },
+    );
+    record(id, started, { ...base, ...result, blockRef: null });
+  }
+
+  async function handleConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    const started = Date.now();
+    const id = randomUUID();
+    const clientIp = unmapIpv4(socket.remoteAddress ?? '');
+    const reqLog = log.child({ reqId: id, clientIp });
+    const parsed = parseConnectAuthority(req.url ?? '');
+    if (!parsed.ok) {
+      reqLog.info({ authority: req.url, reason: parsed.message }, 'bad CONNECT authority');
+      refuseConnect(socket, 400, parsed.message);
+      return;
+    }
+    const target = parsed.target;
+    const outcome = await identifyAndDecide(clientIp, req.headers['proxy-authorization'], target);
+    if ('authRequired' in outcome) {
+      const reason = outcome.authRequired === 'required' ? 'Sign in to use the web.' : 'The username or password was not accepted.';
+      refuseConnect(socket, 407, reason, [`Proxy-Authenticate: ${PROXY_AUTHENTICATE}`]);
+      return;
+    }
+    const { identity, decision } = outcome;
+    let recorded: Recorded = {
+      identity, clientIp, method: 'CONNECT', scheme: 'https', host: target.host, port: target.port, path: null,
+      decision, status: 0, bytesIn: 0, bytesOut: 0, blockRef: null,
+    };
+    const refuse = (status: number, reason: string, blockRef: string | null = null): void => {
+      refuseConnect(socket, status, reason);
+      record(id, started, { ...recorded, status, blockRef });
+    };
+
+    if (decision.action === 'block') {
+      const blockRef = newBlockRef();
+      reqLog.info({ host: target.host, blockRef }, 'blocked');
+      refuse(403, `${target.host} is blocked: ${decision.rule}. Reference ${blockRef}.`, blockRef);
+      return;
+    }
+    if (!config.connectPorts.has(target.port)) {
+      refuse(403, `Secure connections are only allowed to ports ${[...config.connectPorts].join(', ')}, not ${target.port}.`);
+      return;
+    }
+    const verdict = await guard.check(target.host, target.port);
+    if (!verdict.ok) {
+      refuse(verdict.status, verdict.reason);
+      return;
+    }
+
+    const onClientHello = (result: ClientHelloPeek, bytesRead: number): HelloVerdict => {
+      switch (result.kind) {
+        case 'client-hello': {
+          if (result.serverName === undefined) return { proceed: true };
+          const serverName = normaliseHost(result.serverName);
+          if (serverName === undefined) {
+            reqLog.info({ serverName: result.serverName }, 'tunnel closed: the TLS server name is not a valid host');
+            return { proceed: false, status: 400 };
+          }
+          if (serverName === target.host) return { proceed: true };
+          const sniDecision = policy.decide(identity, { host: serverName, port: target.port }, new Date());
+          // The event names whichever host made the stricter decision.
+          if (stricter(decision, sniDecision) !== decision) recorded = { ...recorded, host: serverName, decision: sniDecision };
+          if (sniDecision.action === 'block') {
+            const blockRef = newBlockRef();
+            recorded = { ...recorded, blockRef };
+            reqLog.info({ host: target.host, serverName, blockRef }, 'tunnel blocked on its TLS server name');
+            return { proceed: false, status: 403 };
+          }
+          return { proceed: true };
+        }
+        case 'not-tls':
+        case 'closed':
+          // Only the CONNECT host's checked address can be reached, and it was allowed.
+          if (result.kind === 'not-tls') reqLog.info({ host: target.host }, 'tunnel carries something other than TLS');
+          return { proceed: true };
+        case 'timeout':
+          // Silence suits a protocol where the server speaks first; a ClientHello that stalls does not.
+          return bytesRead === 0 ? { proceed: true } : { proceed: false, status: 400 };
+        case 'invalid':
+        case 'too-large':
+          // What cannot be read cannot be checked: fail closed.
+          reqLog.info({ host: target.host, result }, 'tunnel closed: unreadable ClientHello');
+          return { proceed: false, status: 400 };
+      }
+    };
+
+    const authority = formatAuthority(target.host, target.port, 0);
+    const result = await runTunnel({
+      client: socket,
+      head,
+      authority,
+      port: target.port,
+      route: parent ? { kind: 'parent', parent } : { kind: 'direct', address: verdict.address as string },
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      peekTimeoutMs: config.headerTimeoutMs,
+      maxClientHelloBytes: MAX_CLIENT_HELLO_BYTES,
+      onClientHello: (result, bytesRead) => {
+        try {
+          return onClientHello(result, bytesRead);
+        } catch (err) {
+          reqLog.error({ err }, 'deciding on the TLS server name failed');
+          return { proceed: false, status: 500 };
+        }
+      },
+      log: reqLog,
+    });
+    record(id, started, { ...recorded, ...result });
+  }
+
+  return {
+    server,
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.proxyPort, config.proxyHost, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => {
+        for (const socket of tunnels) socket.destroy();
+        server.closeAllConnections();
+      }, CLOSE_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+      forwarder.close();
+    },
+  };
+}

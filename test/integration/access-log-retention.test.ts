@@ -1,0 +1,153 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
+import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
+import { rollupDay } from '../../access-log/rollup.js';
+import { AccessLogWriter } from '../../access-log/writer.js';
+import { ConfigError } from '../../core/config.js';
+import type { AccessEvent } from '../../proxy/types.js';
+import { accessEvent, capturingLogger, seedSchool, type SeededSchool } from '../support/access-events.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+describe('access log partitions, retention and rollup', () => {
+  let db: TestDatabase;
+  let spoolRoot: string;
+  let london: SeededSchool;
+  let utc: SeededSchool;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    spoolRoot = await mkdtemp(path.join(os.tmpdir(), 'portcullis-spool-'));
+    london = await seedSchool(db.pool, 'London School', 3, 'Europe/London');
+    utc = await seedSchool(db.pool, 'UTC School', 2, 'UTC');
+  });
+  afterAll(async () => {
+    await db.drop();
+    await rm(spoolRoot, { recursive: true, force: true });
+  });
+
+  async function write(name: string, events: AccessEvent[]): Promise<void> {
+    const writer = new AccessLogWriter({ pool: db.pool, spoolDir: path.join(spoolRoot, name), log: capturingLogger().log });
+    await writer.start();
+    for (const e of events) writer.record(e);
+    await writer.close();
+    expect(writer.counters()).toMatchObject({ written: events.length, dropped: 0 });
+  }
+
+  async function partitionsBetween(first: string, last: string): Promise<string[]> {
+    const result = await db.pool.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       WHERE i.inhparent = 'access_log'::regclass AND c.relname BETWEEN $1 AND $2 ORDER BY 1`,
+      [first, last],
+    );
+    return result.rows.map((r) => r.name);
+  }
+
+  it('creates partitions from yesterday to N days ahead, once, even when several processes ask at once', async () => {
+    const now = new Date('2025-09-10T23:59:00Z');
+    const results = await Promise.all(Array.from({ length: 6 }, () => ensurePartitions(db.pool, now, 3)));
+    const expected = ['access_log_p20250909', 'access_log_p20250910', 'access_log_p20250911', 'access_log_p20250912', 'access_log_p20250913'];
+    expect(results.flat().sort()).toEqual(expected);
+    expect(await partitionsBetween('access_log_p20250901', 'access_log_p20250930')).toEqual(expected);
+    expect(await ensurePartitions(db.pool, now, 3)).toEqual([]);
+  });
+
+  it('drops exactly the partitions older than the retention, says which, and keeps the newer rows', async () => {
+    const now = new Date('2025-03-10T12:00:00Z');
+    await db.pool.query("SELECT access_log_ensure_partitions('2025-03-01', '2025-03-12')");
+    const lastOld = accessEvent({ groupId: london.groupId, time: new Date('2025-03-05T23:59:59.999Z') });
+    const firstKept = accessEvent({ groupId: london.groupId, time: new Date('2025-03-06T00:00:00.000Z') });
+    const older = accessEvent({ groupId: london.groupId, time: new Date('2025-03-02T10:00:00Z') });
+    const recent = accessEvent({ groupId: london.groupId, time: new Date('2025-03-10T11:00:00Z') });
+    await write('retention', [lastOld, firstKept, older, recent]);
+
+    // 4 days before now is 2025-03-06 12:00Z: partitions ending by then go; 2025-03-06 still holds younger rows.
+    const dropped = await dropExpiredPartitions(db.pool, 4, now);
+    expect(dropped).toEqual(
+      ['01', '02', '03', '04', '05'].map((d) => ({
+        name: `access_log_p202503${d}`,
+        from: new Date(`2025-03-${d}T00:00:00Z`),
+        to: new Date(new Date(`2025-03-${d}T00:00:00Z`).getTime() + 86_400_000),
+      })),
+    );
+    expect(await partitionsBetween('access_log_p20250301', 'access_log_p20250331')).toEqual(
+      ['06', '07', '08', '09', '10', '11', '12'].map((d) => `access_log_p202503${d}`),
+    );
+    const left = await db.pool.query<{ id: string }>('SELECT id FROM access_log WHERE id = ANY($1::uuid[]) ORDER BY time', [
+      [lastOld, firstKept, older, recent].map((e) => e.id),
+    ]);
+    expect(left.rows.map((r) => r.id)).toEqual([firstKept.id, recent.id]);
+    expect(await dropExpiredPartitions(db.pool, 4, now)).toEqual([]);
+    await expect(dropExpiredPartitions(db.pool, 0, now)).rejects.toThrow(/retentionDays must be a whole number >= 1/);
+  });
+
+  it('rolls up a local day per person, category and action, and a re-run replaces the day', async () => {
+    const day = '2025-06-15'; // British Summer Time: the London day is 2025-06-14T23:00Z to 2025-06-15T23:00Z
+    const [alice, bob] = london.userIds;
+    const [carol] = utc.userIds;
+    const ev = (school: SeededSchool, userId: number | null, time: string, action: 'allow' | 'block', categories: string[], bytes: number) =>
+      accessEvent({
+        groupId: school.groupId,
+        userId,
+        time: new Date(time),
+        bytesIn: bytes,
+        bytesOut: 0,
+        decision: { action, categories, category: categories[0] ?? null, ruleKind: 'default', ruleId: null, rule: 'r' },
+      });
+    const events = [
+      ev(london, alice, '2025-06-14T23:00:00Z', 'block', ['games', 'social'], 10), // 00:00 London: counts
+      ev(london, alice, '2025-06-15T12:00:00Z', 'block', ['games'], 20),
+      ev(london, alice, '2025-06-15T13:00:00Z', 'allow', [], 5),
+      ev(london, bob, '2025-06-15T22:59:59Z', 'allow', [], 7), // 23:59:59 London: counts
+      ev(london, bob, '2025-06-15T23:00:00Z', 'allow', [], 1000), // next London day
+      ev(london, bob, '2025-06-14T22:59:59Z', 'allow', [], 1000), // previous London day
+      ev(london, null, '2025-06-15T08:00:00Z', 'allow', ['news'], 3),
+      ev(utc, carol, '2025-06-15T23:30:00Z', 'block', ['games'], 11), // UTC school: still the 15th
+      ev(utc, carol, '2025-06-14T23:30:00Z', 'block', ['games'], 1000), // UTC school: the 14th
+    ];
+    await write('rollup', events);
+
+    const rowsOf = async () =>
+      (
+        await db.pool.query(
+          `SELECT school_id, day::text, user_id, group_id, category, action, requests::int, bytes::int
+           FROM access_log_daily WHERE day = $1 ORDER BY school_id, user_id NULLS LAST, category, action`,
+          [day],
+        )
+      ).rows;
+    const L = { school_id: london.schoolId, day, group_id: london.groupId };
+    expect(await rollupDay(db.pool, day)).toBe(6);
+    expect(await rowsOf()).toEqual([
+      { ...L, user_id: alice, category: '', action: 'allowed', requests: 1, bytes: 5 },
+      { ...L, user_id: alice, category: 'games', action: 'blocked', requests: 2, bytes: 30 },
+      { ...L, user_id: alice, category: 'social', action: 'blocked', requests: 1, bytes: 10 },
+      { ...L, user_id: bob, category: '', action: 'allowed', requests: 1, bytes: 7 },
+      { ...L, user_id: null, category: 'news', action: 'allowed', requests: 1, bytes: 3 },
+      { school_id: utc.schoolId, day, group_id: utc.groupId, user_id: carol, category: 'games', action: 'blocked', requests: 1, bytes: 11 },
+    ]);
+
+    // Alice's games rows go (say, removed by hand): a re-run must reflect that, not add to it.
+    await db.pool.query("DELETE FROM access_log WHERE user_id = $1 AND 'games' = ANY(categories)", [alice]);
+    expect(await rollupDay(db.pool, day)).toBe(4);
+    expect((await rowsOf()).map((r) => [r.user_id, r.category, r.requests])).toEqual([
+      [alice, '', 1],
+      [bob, '', 1],
+      [null, 'news', 1],
+      [carol, 'games', 1],
+    ]);
+    await expect(rollupDay(db.pool, '15/06/2025')).rejects.toThrow('rollup day must be a date as YYYY-MM-DD, got "15/06/2025"');
+  });
+
+  it('maintenance creates ahead, applies retention and refreshes the rollup, reporting each', async () => {
+    const now = new Date('2023-01-20T08:00:00Z');
+    await db.pool.query("SELECT access_log_ensure_partitions('2023-01-01', '2023-01-03')");
+    const report = await runAccessLogMaintenance({ pool: db.pool, log: capturingLogger().log, retentionDays: 15, daysAhead: 1, now: () => now });
+    expect(report.created).toEqual(['access_log_p20230119', 'access_log_p20230120', 'access_log_p20230121']);
+    // Only these are older than 15 days before 2023-01-20: the other tests' partitions are all later.
+    expect(report.dropped.map((p) => p.name)).toEqual(['access_log_p20230101', 'access_log_p20230102', 'access_log_p20230103']);
+    expect(report.rolledUp).toEqual(['2023-01-19', '2023-01-20']);
+    expect(report.failures).toEqual([]);
+  });
+});

@@ -1,0 +1,72 @@
+// Access events and the people they belong to, for the access-log tests.
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import type { Pool } from '../../core/db.js';
+import type { AccessEvent } from '../../proxy/types.js';
+
+export interface SeededSchool {
+  schoolId: number;
+  groupId: number;
+  userIds: number[];
+}
+
+/** A school with one group and `users` users named user0, user1, ... */
+export async function seedSchool(pool: Pool, name: string, users: number, timezone = 'Europe/London'): Promise<SeededSchool> {
+  const school = await pool.query<{ id: number }>('INSERT INTO schools (name, timezone) VALUES ($1, $2) RETURNING id', [name, timezone]);
+  const schoolId = school.rows[0].id;
+  const group = await pool.query<{ id: number }>(
+    "INSERT INTO groups (school_id, key, name, is_default) VALUES ($1, 'pupils', 'Pupils', true) RETURNING id",
+    [schoolId],
+  );
+  const groupId = group.rows[0].id;
+  const created = await pool.query<{ id: number }>(
+    `INSERT INTO users (school_id, username, group_id)
+     SELECT $1, 'user' || n, $2 FROM generate_series(0, $3::int - 1) AS n ORDER BY n RETURNING id`,
+    [schoolId, groupId, users],
+  );
+  return { schoolId, groupId, userIds: created.rows.map((r) => r.id) };
+}
+
+export function accessEvent(overrides: Partial<AccessEvent> & { userId?: number | null; groupId: number }): AccessEvent {
+  const { userId = null, groupId, ...rest } = overrides;
+  return {
+    id: randomUUID(),
+    time: new Date(),
+    identity: { userId, username: userId === null ? null : `user${userId}`, groupId, groupKey: 'pupils', source: 'proxy-auth' },
+    clientIp: '10.1.2.3',
+    method: 'GET',
+    scheme: 'https',
+    host: 'example.org',
+    port: 443,
+    path: '/',
+    decision: { action: 'allow', categories: [], category: null, ruleKind: 'default', ruleId: null, rule: 'pupils: allowed by default' },
+    status: 200,
+    bytesIn: 100,
+    bytesOut: 2000,
+    durationMs: 12,
+    blockRef: null,
+    ...rest,
+  };
+}
+
+/** A real pino logger whose JSON lines are kept in `lines` for the test to read. */
+export function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}
+
+/** Waits until `condition` holds, checking every 20 ms; fails after `timeoutMs`. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

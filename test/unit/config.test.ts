@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../core/config.js';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('has working defaults for a fresh install', () => {
+    const config = loadConfig({});
+    expect(config.proxyPort).toBe(3128);
+    expect(config.adminPort).toBe(8080);
+    expect(config.schoolTimezone).toBe('Europe/London');
+    expect(config.connectPorts).toEqual(new Set([443]));
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.proxyAuth).toBe('optional');
+    expect(config.allowedPrivateDestinations).toEqual([]);
+    expect(config.logRetentionDays).toBe(365);
+    expect(config.allowedClients.map((c) => `${c.address}/${c.prefix}`)).toContain('192.168.0.0/16');
+  });
+
+  it('reads every setting it is given', () => {
+    const config = loadConfig({
+      PROXY_PORT: '8128',
+      ADMIN_PORT: '9090',
+      UPSTREAM_PROXY: 'http://parent.example:8080',
+      CONNECT_PORTS: '443, 8443',
+      ALLOWED_CLIENTS: '10.1.0.0/16',
+      ALLOWED_PRIVATE_DESTINATIONS: '10.9.0.5',
+      SCHOOL_TIMEZONE: 'America/New_York',
+      DATABASE_URL: 'postgres://u:p@db:5432/portcullis',
+      PROXY_AUTH: 'required',
+    });
+    expect(config.proxyPort).toBe(8128);
+    expect(config.adminPort).toBe(9090);
+    expect(config.upstreamProxy?.host).toBe('parent.example:8080');
+    expect(config.connectPorts).toEqual(new Set([443, 8443]));
+    expect(config.allowedClients).toEqual([{ address: '10.1.0.0', prefix: 16, family: 'ipv4' }]);
+    expect(config.allowedPrivateDestinations).toEqual([{ address: '10.9.0.5', prefix: 32, family: 'ipv4' }]);
+    expect(config.schoolTimezone).toBe('America/New_York');
+    expect(config.databaseUrl).toContain('db:5432');
+    expect(config.proxyAuth).toBe('required');
+  });
+
+  it.each([
+    ['PROXY_PORT', 'abc'],
+    ['PROXY_PORT', '70000'],
+    ['ADMIN_PORT', '-1'],
+    ['SCHOOL_TIMEZONE', 'Mars/Olympus'],
+    ['UPSTREAM_PROXY', 'not a url'],
+    ['UPSTREAM_PROXY', 'ftp://parent:21'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['ALLOWED_CLIENTS', '10.0.0.0/33'],
+    ['CONNECT_PORTS', '443,http'],
+    ['PROXY_AUTH', 'sometimes'],
+    ['ADMIN_PASSWORD', 'short'],
+    ['HEADER_TIMEOUT_MS', '0'],
+    ['LOG_LEVEL', 'loud'],
+    ['LOG_RETENTION_DAYS', '0'],
+    ['LOG_RETENTION_DAYS', '7.5'],
+    ['LOG_RETENTION_DAYS', '3651'],
+  ])('rejects %s=%s naming the variable', (name, value) => {
+    const err = configError({ [name]: value });
+    expect(err.variable).toBe(name);
+    expect(err.message).toMatch(new RegExp(`^${name}: `));
+  });
+});
