@@ -22,7 +22,7 @@ export class InvalidAccessEventError extends Error {
 }
 
 const ACTION_RECORDED = { allow: 'allowed', block: 'blocked', monitor: 'monitored' } as const;
-const RULE_KINDS = new Set(['illegal', 'override', 'group_rule', 'default']);
+const RULE_KINDS = new Set(['illegal', 'override', 'group_rule', 'default', 'safety']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INT32_MAX = 2_147_483_647;
 const SMALLINT_MAX = 32_767;

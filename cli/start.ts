@@ -128,6 +128,7 @@ export async function startCommand(config: Config): Promise<number> {
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    process.once('SIGHUP', onSignal);
   });
   await running.stop();
   log.info('stopped');

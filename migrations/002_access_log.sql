@@ -30,7 +30,7 @@ CREATE TABLE access_log (
   category          text,
   action            text NOT NULL CHECK (action IN ('allowed', 'blocked', 'monitored')),
   rule              text NOT NULL,
-  rule_kind         text NOT NULL CHECK (rule_kind IN ('illegal', 'override', 'group_rule', 'default')),
+  rule_kind         text NOT NULL CHECK (rule_kind IN ('illegal', 'override', 'group_rule', 'default', 'safety')),
   rule_id           int,
   status            smallint NOT NULL,
   bytes_in          bigint NOT NULL CHECK (bytes_in >= 0),

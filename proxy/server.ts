@@ -46,6 +46,11 @@ function describeUser(identity: Identity): string {
 }
 
 /** The stricter of two decisions, for a tunnel whose CONNECT host and TLS server name differ. */
+/** The policy allowed it, but the proxy's own protections refused it: record it as such. */
+function safetyRefusal(decision: Decision, reason: string): Decision {
+  return { ...decision, action: 'block', category: null, ruleKind: 'safety', ruleId: null, rule: `proxy safety: ${reason}` };
+}
+
 function stricter(a: Decision, b: Decision): Decision {
   const rank = { allow: 0, monitor: 1, block: 2 } as const;
   return rank[b.action] > rank[a.action] ? b : a;
@@ -198,9 +203,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
     const verdict = await guard.check(target.host, target.port);
     if (!verdict.ok) {
-      const title = verdict.status === 403 ? 'Destination not allowed' : 'The site could not be reached';
+      const refused = verdict.status === 403;
+      const title = refused ? 'Destination not allowed' : 'The site could not be reached';
       const bytesOut = sendHtml(res, verdict.status, errorPage(title, verdict.reason));
-      record(id, started, { ...base, status: verdict.status, bytesIn: 0, bytesOut, blockRef: null });
+      const recordedDecision = refused ? safetyRefusal(decision, verdict.reason) : decision;
+      record(id, started, { ...base, decision: recordedDecision, status: verdict.status, bytesIn: 0, bytesOut, blockRef: null });
       return;
     }
     const result = await forwarder.forward(
@@ -239,6 +246,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       refuseConnect(socket, status, reason);
       record(id, started, { ...recorded, status, blockRef });
     };
+    const refuseForSafety = (status: number, reason: string): void => {
+      if (status === 403) recorded = { ...recorded, decision: safetyRefusal(decision, reason) };
+      refuse(status, reason);
+    };
 
     if (decision.action === 'block') {
       const blockRef = newBlockRef();
@@ -247,12 +258,12 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       return;
     }
     if (!config.connectPorts.has(target.port)) {
-      refuse(403, `Secure connections are only allowed to ports ${[...config.connectPorts].join(', ')}, not ${target.port}.`);
+      refuseForSafety(403, `Secure connections are only allowed to ports ${[...config.connectPorts].join(', ')}, not ${target.port}.`);
       return;
     }
     const verdict = await guard.check(target.host, target.port);
     if (!verdict.ok) {
-      refuse(verdict.status, verdict.reason);
+      refuseForSafety(verdict.status, verdict.reason);
       return;
     }
 

@@ -45,7 +45,7 @@ const WhyAnswer = Type.Object({
   categories: Type.Array(NamedCategory, { description: 'every category the URL falls in, most severe first' }),
   category: Type.Union([NamedCategory, Type.Null()], { description: 'the category that decided, where one did' }),
   rule: Type.String({ description: 'the deciding rule, as a sentence' }),
-  ruleKind: Type.Enum(['illegal', 'override', 'group_rule', 'default']),
+  ruleKind: Type.Enum(['illegal', 'override', 'group_rule', 'default', 'safety']),
   ruleId: Type.Union([Type.Integer(), Type.Null()], { description: 'the override or group rule id' }),
   policy: Type.Enum(['running', 'compiled'], { description: "running: the proxy's snapshot in service; compiled: built from the database just now" }),
 });

@@ -27,7 +27,8 @@ export interface RequestTarget {
   path?: string;
 }
 
-export type RuleKind = 'illegal' | 'override' | 'group_rule' | 'default';
+/** safety: refused by the proxy's own protections (destination range, port), not by the school's policy. */
+export type RuleKind = 'illegal' | 'override' | 'group_rule' | 'default' | 'safety';
 
 export interface Decision {
   action: Action;

@@ -59,11 +59,17 @@ describe('without an allowance for private destinations', () => {
     expect(origin.requests.length).toBe(requestsBefore);
     const events = await proxy.recorder.waitFor(before + 1);
     expect(events[before].status).toBe(403);
+    // Recorded as refused by the proxy's protections, not as allowed by the policy.
+    expect(events[before].decision).toMatchObject({ action: 'block', ruleKind: 'safety' });
+    expect(events[before].decision.rule).toMatch(/^proxy safety: /);
   });
 
   it('refuses a CONNECT to a name that resolves to loopback', async () => {
+    const before = proxy.recorder.events.length;
     const tunnel = await connectViaProxy(proxy.port, `origin.test:${secure.port}`);
     expect(tunnel.status).toBe(403);
+    const events = await proxy.recorder.waitFor(before + 1);
+    expect(events[before].decision).toMatchObject({ action: 'block', ruleKind: 'safety' });
     expect(tunnel.body).toContain('private or local network address');
     expect(secure.handshakes).toBe(0);
   });
