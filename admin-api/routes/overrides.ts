@@ -15,6 +15,7 @@ import { assertPolicyCompiles } from '../policy-check.js';
 import { badRequest, conflict, notFound } from '../problem.js';
 import { IdParams, NoContent, Text } from '../schemas.js';
 import { normaliseTarget } from '../targets.js';
+import { csvLine } from '../csv.js';
 
 const OverrideAction = Type.Enum(['allow', 'block']);
 const Kind = Type.Enum(['domain', 'url'], { description: 'domain: the host and its subdomains; url: host/path prefix' });
@@ -138,15 +139,6 @@ const CSV_COLUMNS: ReadonlyArray<keyof RecordItem> = [
   'record', 'id', 'action', 'targetKind', 'target', 'group', 'schedule', 'reason', 'decidedBy', 'decidedAt', 'expiresAt', 'status',
 ];
 
-/** One CSV field: quoted when needed; a leading = + - @ is defused so a spreadsheet shows it rather than running it. */
-function csvField(value: string | number | null): string {
-  if (value === null) return '';
-  let text = String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
-const csvLine = (fields: ReadonlyArray<string | number | null>) => `${fields.map(csvField).join(',')}\r\n`;
 
 interface RecordRow {
   id: number;

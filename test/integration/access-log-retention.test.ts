@@ -6,7 +6,6 @@ import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
 import { rollupDay } from '../../access-log/rollup.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
-import { ConfigError } from '../../core/config.js';
 import type { AccessEvent } from '../../proxy/types.js';
 import { accessEvent, capturingLogger, seedSchool, type SeededSchool } from '../support/access-events.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';

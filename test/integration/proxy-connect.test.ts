@@ -1,6 +1,4 @@
 // CONNECT tunnels: end-to-end TLS, the server-name check, ports, errors.
-import net from 'node:net';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/global-postgres.js';
 import { hostMapPolicy } from '../support/host-map-policy.js';
@@ -15,30 +13,7 @@ import {
   type RunningProxy,
   type TestHttpsOrigin,
 } from '../support/proxy-harness.js';
-
-/** The first bytes node's TLS client sends for `serverName`: a real ClientHello. */
-async function captureClientHello(serverName: string): Promise<Buffer> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  try {
-    return await new Promise<Buffer>((resolve) => {
-      server.once('connection', (socket) => {
-        let bytes = Buffer.alloc(0);
-        socket.on('data', (chunk: Buffer) => {
-          bytes = Buffer.concat([bytes, chunk]);
-          if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt16BE(3)) {
-            socket.destroy();
-            resolve(bytes);
-          }
-        });
-      });
-      tls.connect({ host: '127.0.0.1', port, servername: serverName }).on('error', () => undefined);
-    });
-  } finally {
-    server.close();
-  }
-}
+import { captureClientHello } from '../support/client-hello-capture.js';
 
 describe('CONNECT tunnels', () => {
   let origin: TestHttpsOrigin;
@@ -111,7 +86,7 @@ describe('CONNECT tunnels', () => {
 
   it('checks the server name even when the ClientHello arrives with the CONNECT request', async () => {
     const before = proxy.recorder.events.length;
-    const hello = await captureClientHello('BLOCKED.test.');
+    const hello = await captureClientHello({ servername: 'BLOCKED.test.' });
     const reply = await rawExchange(
       proxy.port,
       Buffer.concat([Buffer.from(`CONNECT origin.test:${origin.port} HTTP/1.1\r\nHost: origin.test:${origin.port}\r\n\r\n`), hello]),
@@ -163,7 +138,7 @@ describe('CONNECT tunnels', () => {
   it('closes a tunnel whose ClientHello stalls half-way', async () => {
     const before = proxy.recorder.events.length;
     const tunnel = await connectViaProxy(proxy.port, `origin.test:${echo.port}`);
-    const hello = await captureClientHello('origin.test');
+    const hello = await captureClientHello({ servername: 'origin.test' });
     tunnel.socket.write(hello.subarray(0, 20));
     await new Promise<void>((resolve) => tunnel.socket.on('close', () => resolve()));
     const [event] = await newEvents(before);
