@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // portcullis <command>: the single entry point, for the service and for admins.
+import { addressesCommand } from '../cli/addresses.js';
 import { blocklistsCommand } from '../cli/blocklists.js';
 import type { CliContext, Command } from '../cli/context.js';
 import { startCommand } from '../cli/start.js';
@@ -17,11 +18,18 @@ const USAGE = `Usage: portcullis <command>
   blocklists status              categories, entry counts, last import
   users add <name> --group <g>   add a proxy user (password read from stdin)
   users list | users disable <name>
+  addresses assign <cidr> --user <name> | --group <key>
+                                 identify clients by address
+  addresses list | addresses remove <cidr>
 
 Settings come from environment variables; see README.md.
 `;
 
-const commands: Record<string, Command> = { blocklists: blocklistsCommand, users: usersCommand };
+const commands: Record<string, Command> = {
+  addresses: addressesCommand,
+  blocklists: blocklistsCommand,
+  users: usersCommand,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

@@ -34,6 +34,15 @@ export interface Config {
   /** Days of access log kept; older daily partitions are dropped whole. */
   logRetentionDays: number;
   logLevel: string;
+  /** Where alerts for the DSL are POSTed as JSON; none when unset. */
+  alertWebhookUrl: URL | undefined;
+  /** Blocked requests by one person within alertRepeatedBlocksWindowMinutes that raise an alert. */
+  alertRepeatedBlocks: number;
+  alertRepeatedBlocksWindowMinutes: number;
+  /** Webhook deliveries tried per alert before it is marked failed. */
+  alertWebhookMaxAttempts: number;
+  /** An accidental-access report this soon after the block marks the visit as self-reported. */
+  selfReportWindowMinutes: number;
 }
 
 export class ConfigError extends Error {
@@ -171,5 +180,10 @@ export function loadConfig(env: Env = process.env): Config {
     blocklistUrl: url(env, 'BLOCKLIST_URL', ['http:', 'https:'])?.toString(),
     logRetentionDays: wholeNumberInRange(env, 'LOG_RETENTION_DAYS', 365, 1, 3650),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    alertWebhookUrl: url(env, 'ALERT_WEBHOOK_URL', ['http:', 'https:']),
+    alertRepeatedBlocks: wholeNumberInRange(env, 'ALERT_REPEATED_BLOCKS', 10, 2, 10_000),
+    alertRepeatedBlocksWindowMinutes: wholeNumberInRange(env, 'ALERT_REPEATED_BLOCKS_WINDOW_MINUTES', 10, 1, 1440),
+    alertWebhookMaxAttempts: wholeNumberInRange(env, 'ALERT_WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
+    selfReportWindowMinutes: wholeNumberInRange(env, 'SELF_REPORT_WINDOW_MINUTES', 10, 1, 1440),
   };
 }

@@ -33,7 +33,7 @@ const Override = Type.Object({
   expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   active: Type.Boolean({ description: 'false once expires_at has passed' }),
 });
-type Override = Static<typeof Override>;
+export type Override = Static<typeof Override>;
 
 const ListQuery = Type.Object({
   ...PageQuery,
@@ -130,6 +130,44 @@ async function assertNotIllegal(client: PoolClient, value: string, kind: 'domain
 function audit(client: PoolClient, principal: Principal, action: string, override: Override, detail: Record<string, unknown> = {}) {
   const { id, active, ...rest } = override;
   return appendAudit(client, { schoolId: principal.schoolId, actor: actorOf(principal), action, target: `override:${id}`, detail: { ...rest, ...detail } });
+}
+
+export type NewOverride = Static<typeof CreateBody>;
+
+/**
+ * Records an override decided by `principal`, audited, inside the caller's
+ * transaction: the one way an override is made, whether an admin asks for it
+ * directly or approves an unblock request. Bad input is a 400 naming its
+ * body/ field, a duplicate or an allow of illegal content a 409.
+ */
+export async function createOverride(client: PoolClient, principal: Principal, body: NewOverride): Promise<Override> {
+  const value = normaliseTarget(body.kind, body.value, 'body/value');
+  const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
+  if (expiresAt !== null && expiresAt.getTime() <= Date.now()) {
+    throw badRequest('expiresAt must be in the future', [{ name: 'body/expiresAt', reason: 'is not in the future' }]);
+  }
+  let groupId: number | null = null;
+  if (body.groupKey !== undefined) {
+    const { rows } = await client.query<{ id: number }>('SELECT id FROM groups WHERE school_id = $1 AND key = $2', [principal.schoolId, body.groupKey]);
+    if (!rows[0]) throw badRequest(`there is no group "${body.groupKey}"`, [{ name: 'body/groupKey', reason: 'no such group' }]);
+    groupId = rows[0].id;
+  }
+  if (body.action === 'allow') await assertNotIllegal(client, value, body.kind);
+  const same = await client.query<{ id: number }>(
+    `SELECT id FROM overrides WHERE school_id = $1 AND action = $2 AND kind = $3 AND value = $4
+        AND group_id IS NOT DISTINCT FROM $5 AND (expires_at IS NULL OR expires_at > now())`,
+    [principal.schoolId, body.action, body.kind, value, groupId],
+  );
+  if (same.rows[0]) throw conflict(`override ${same.rows[0].id} already does this (${body.action} ${value}); change or expire it instead`);
+  const insert = await client.query<{ id: number }>(
+    `INSERT INTO overrides (school_id, action, kind, value, group_id, reason, decided_by, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+    [principal.schoolId, body.action, body.kind, value, groupId, body.reason.trim(), principal.username, expiresAt],
+  );
+  await assertPolicyCompiles(client, principal.schoolId);
+  const override = await findOverride(client, principal.schoolId, insert.rows[0].id);
+  await audit(client, principal, 'override.create', override);
+  return override;
 }
 
 // --- the filtering record ----------------------------------------------------
@@ -266,36 +304,7 @@ export const overrideRoutes: FastifyPluginAsyncTypebox<{ pool: Pool }> = async (
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const body = request.body;
-      const value = normaliseTarget(body.kind, body.value, 'body/value');
-      const expiresAt = body.expiresAt === undefined ? null : new Date(body.expiresAt);
-      if (expiresAt !== null && expiresAt.getTime() <= Date.now()) {
-        throw badRequest('expiresAt must be in the future', [{ name: 'body/expiresAt', reason: 'is not in the future' }]);
-      }
-      const created = await inTransaction(pool, async (client) => {
-        let groupId: number | null = null;
-        if (body.groupKey !== undefined) {
-          const { rows } = await client.query<{ id: number }>('SELECT id FROM groups WHERE school_id = $1 AND key = $2', [principal.schoolId, body.groupKey]);
-          if (!rows[0]) throw badRequest(`there is no group "${body.groupKey}"`, [{ name: 'body/groupKey', reason: 'no such group' }]);
-          groupId = rows[0].id;
-        }
-        if (body.action === 'allow') await assertNotIllegal(client, value, body.kind);
-        const same = await client.query<{ id: number }>(
-          `SELECT id FROM overrides WHERE school_id = $1 AND action = $2 AND kind = $3 AND value = $4
-              AND group_id IS NOT DISTINCT FROM $5 AND (expires_at IS NULL OR expires_at > now())`,
-          [principal.schoolId, body.action, body.kind, value, groupId],
-        );
-        if (same.rows[0]) throw conflict(`override ${same.rows[0].id} already does this (${body.action} ${value}); change or expire it instead`);
-        const insert = await client.query<{ id: number }>(
-          `INSERT INTO overrides (school_id, action, kind, value, group_id, reason, decided_by, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-          [principal.schoolId, body.action, body.kind, value, groupId, body.reason.trim(), principal.username, expiresAt],
-        );
-        await assertPolicyCompiles(client, principal.schoolId);
-        const override = await findOverride(client, principal.schoolId, insert.rows[0].id);
-        await audit(client, principal, 'override.create', override);
-        return override;
-      });
+      const created = await inTransaction(pool, (client) => createOverride(client, principal, request.body));
       return reply.code(201).send(created);
     },
   );

@@ -22,6 +22,9 @@ describe('loadConfig', () => {
     expect(config.proxyAuth).toBe('optional');
     expect(config.allowedPrivateDestinations).toEqual([]);
     expect(config.logRetentionDays).toBe(365);
+    expect(config.alertWebhookUrl).toBeUndefined();
+    expect(config.alertRepeatedBlocks).toBe(10);
+    expect(config.selfReportWindowMinutes).toBe(10);
     expect(config.allowedClients.map((c) => `${c.address}/${c.prefix}`)).toContain('192.168.0.0/16');
   });
 
@@ -36,6 +39,11 @@ describe('loadConfig', () => {
       SCHOOL_TIMEZONE: 'America/New_York',
       DATABASE_URL: 'postgres://u:p@db:5432/portcullis',
       PROXY_AUTH: 'required',
+      ALERT_WEBHOOK_URL: 'https://alerts.example/hook',
+      ALERT_REPEATED_BLOCKS: '3',
+      ALERT_REPEATED_BLOCKS_WINDOW_MINUTES: '5',
+      ALERT_WEBHOOK_MAX_ATTEMPTS: '4',
+      SELF_REPORT_WINDOW_MINUTES: '15',
     });
     expect(config.proxyPort).toBe(8128);
     expect(config.adminPort).toBe(9090);
@@ -46,6 +54,11 @@ describe('loadConfig', () => {
     expect(config.schoolTimezone).toBe('America/New_York');
     expect(config.databaseUrl).toContain('db:5432');
     expect(config.proxyAuth).toBe('required');
+    expect(config.alertWebhookUrl?.toString()).toBe('https://alerts.example/hook');
+    expect(config.alertRepeatedBlocks).toBe(3);
+    expect(config.alertRepeatedBlocksWindowMinutes).toBe(5);
+    expect(config.alertWebhookMaxAttempts).toBe(4);
+    expect(config.selfReportWindowMinutes).toBe(15);
   });
 
   it.each([
@@ -65,6 +78,12 @@ describe('loadConfig', () => {
     ['LOG_RETENTION_DAYS', '0'],
     ['LOG_RETENTION_DAYS', '7.5'],
     ['LOG_RETENTION_DAYS', '3651'],
+    ['ALERT_WEBHOOK_URL', 'ftp://alerts.example'],
+    ['ALERT_WEBHOOK_URL', 'not a url'],
+    ['ALERT_REPEATED_BLOCKS', '1'],
+    ['ALERT_REPEATED_BLOCKS_WINDOW_MINUTES', '0'],
+    ['ALERT_WEBHOOK_MAX_ATTEMPTS', '51'],
+    ['SELF_REPORT_WINDOW_MINUTES', 'ten'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     const err = configError({ [name]: value });
     expect(err.variable).toBe(name);
