@@ -11,6 +11,7 @@ COPY core core
 COPY proxy proxy
 COPY blocklists blocklists
 COPY access-log access-log
+COPY safeguarding safeguarding
 COPY admin-api admin-api
 RUN npm run build && npm prune --omit=dev
 

@@ -22,11 +22,13 @@ import { DEFAULT_LOGIN_RATE_LIMIT, type LoginRateLimit } from './auth/login-limi
 import { installAccessControl } from './auth/roles.js';
 import { installOpenApi } from './openapi.js';
 import { installProblemHandlers } from './problem.js';
+import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { blocklistRoutes, DEFAULT_UPLOAD_LIMIT_BYTES } from './routes/blocklists.js';
 import { categoryRoutes } from './routes/categories.js';
 import { groupRuleRoutes } from './routes/group-rules.js';
 import { groupRoutes } from './routes/groups.js';
+import { incidentReportRoutes } from './routes/incident-reports.js';
 import { healthRoutes, type PolicyStatus } from './routes/health.js';
 import { historyRoutes } from './routes/history.js';
 import { investigationRoutes } from './routes/investigations.js';
@@ -34,10 +36,12 @@ import { listEntryRoutes } from './routes/list-entries.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { overrideRoutes } from './routes/overrides.js';
 import { proxyPacRoutes } from './routes/proxy-pac.js';
+import { reportPageRoutes } from './routes/report-pages.js';
 import { reportRoutes } from './routes/reports.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { sessionRoutes } from './routes/session.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { unblockRequestRoutes } from './routes/unblock-requests.js';
 import { userRoutes } from './routes/users.js';
 import { whyRoutes } from './routes/why.js';
 import { validatorCompiler } from './validation.js';
@@ -96,5 +100,9 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyIn
   await app.register(reportRoutes, { pool });
   await app.register(historyRoutes, { pool });
   await app.register(investigationRoutes, { pool });
+  await app.register(incidentReportRoutes, { pool, selfReportWindowMinutes: options.config.selfReportWindowMinutes });
+  await app.register(unblockRequestRoutes, { pool });
+  await app.register(reportPageRoutes, { pool });
+  await app.register(alertRoutes, { pool });
   return app;
 }

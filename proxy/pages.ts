@@ -2,7 +2,7 @@
 // pages. Every value that reaches the markup goes through escapeHtml.
 import type { ServerResponse } from 'node:http';
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
@@ -48,6 +48,8 @@ export interface BlockPageDetails {
   timeZone: string;
   ref: string;
   schoolName: string;
+  /** The admin API's address (http://host:port), where the page's report links lead. */
+  adminBaseUrl: string;
 }
 
 export function blockPage(details: BlockPageDetails): string {
@@ -68,7 +70,12 @@ ${category}<dt>Rule</dt><dd>${escapeHtml(details.rule)}</dd>
 <dt>Time</dt><dd>${escapeHtml(time)}</dd>
 <dt>Reference</dt><dd><code>${escapeHtml(details.ref)}</code></dd>
 </dl>
-<p>If you think this page should not be blocked, tell a member of staff and give them the reference above.</p>`,
+<p>If you think this page should not be blocked, tell a member of staff and give them the reference above.</p>
+<p>Staff, after signing in:</p>
+<ul>
+<li><a href="${escapeHtml(`${details.adminBaseUrl}/report/accident?ref=${encodeURIComponent(details.ref)}`)}">I reached this by accident</a></li>
+<li><a href="${escapeHtml(`${details.adminBaseUrl}/report/unblock?ref=${encodeURIComponent(details.ref)}`)}">I need this for teaching</a></li>
+</ul>`,
   );
 }
 

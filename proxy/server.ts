@@ -86,7 +86,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       return [listening, config.adminPort].filter((port) => port > 0);
     },
   });
-  const pacUrl = `http://${formatAuthority(config.publicHost, config.adminPort, 80)}/proxy.pac`;
+  const adminBaseUrl = `http://${formatAuthority(config.publicHost, config.adminPort, 80)}`;
+  const pacUrl = `${adminBaseUrl}/proxy.pac`;
   const proxyAddress = formatAuthority(config.publicHost, config.proxyPort, 0);
 
   function record(id: string, started: number, fields: Recorded): void {
@@ -194,6 +195,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           timeZone: config.schoolTimezone,
           ref: blockRef,
           schoolName: config.schoolName,
+          adminBaseUrl,
         }),
       );
       reqLog.info({ host: target.host, blockRef }, 'blocked');
