@@ -16,7 +16,7 @@ import { createForwarder } from './forward.js';
 import { blockPage, errorPage, notAProxyRequestPage, proxyAuthRequiredPage, sendHtml } from './pages.js';
 import { formatAuthority, parseConnectAuthority, parseHttpTarget } from './request-target.js';
 import { refuseConnect, runTunnel, type HelloVerdict } from './tunnel.js';
-import type { AccessEvent, AccessRecorder, ProxyPolicy } from './types.js';
+import type { AccessEvent, AccessRecorder, IdentifyResult, ProxyPolicy } from './types.js';
 
 export interface ProxyServerOptions {
   config: Config;
@@ -36,6 +36,7 @@ export interface ProxyServer {
 
 const PROXY_AUTHENTICATE = 'Basic realm="Portcullis"';
 const CLOSE_GRACE_MS = 2_000;
+const SIGN_IN_UNAVAILABLE = 'Your sign-in cannot be checked just now. Try again in a minute.';
 // Real ClientHellos are a few kilobytes (post-quantum key shares included); far more is not a browser.
 const MAX_CLIENT_HELLO_BYTES = 32 * 1024;
 
@@ -151,8 +152,15 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     clientIp: string,
     authorization: string | undefined,
     target: RequestTarget,
-  ): Promise<{ identity: Identity; decision: Decision } | { authRequired: 'required' | 'invalid' }> {
-    const identified = await policy.identify(clientIp, authorization);
+  ): Promise<{ identity: Identity; decision: Decision } | { authRequired: 'required' | 'invalid' } | { signInUnavailable: true }> {
+    let identified: IdentifyResult;
+    try {
+      identified = await policy.identify(clientIp, authorization);
+    } catch (err) {
+      // Credentials not yet in the cache cannot be checked while Postgres is away.
+      log.warn({ err: (err as Error).message, clientIp }, 'sign-in could not be checked');
+      return { signInUnavailable: true };
+    }
     if (!identified.ok) return { authRequired: identified.reason };
     return { identity: identified.identity, decision: policy.decide(identified.identity, target, new Date()) };
   }
@@ -171,6 +179,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const target = parsed.target;
     const authority = formatAuthority(target.host, target.port, 80);
     const outcome = await identifyAndDecide(clientIp, req.headers['proxy-authorization'], target);
+    if ('signInUnavailable' in outcome) {
+      sendHtml(res, 503, errorPage('Sign-in unavailable', SIGN_IN_UNAVAILABLE));
+      return;
+    }
     if ('authRequired' in outcome) {
       sendHtml(res, 407, proxyAuthRequiredPage(outcome.authRequired), { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
       return;
@@ -234,6 +246,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
     const target = parsed.target;
     const outcome = await identifyAndDecide(clientIp, req.headers['proxy-authorization'], target);
+    if ('signInUnavailable' in outcome) {
+      refuseConnect(socket, 503, SIGN_IN_UNAVAILABLE);
+      return;
+    }
     if ('authRequired' in outcome) {
       const reason = outcome.authRequired === 'required' ? 'Sign in to use the web.' : 'The username or password was not accepted.';
       refuseConnect(socket, 407, reason, [`Proxy-Authenticate: ${PROXY_AUTHENTICATE}`]);

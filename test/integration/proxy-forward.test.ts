@@ -3,9 +3,11 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_REF_PATTERN } from '../../proxy/block-ref.js';
+import type { ProxyPolicy } from '../../proxy/types.js';
 import { freePort } from '../support/global-postgres.js';
 import { hostMapPolicy, TEST_CATEGORY } from '../support/host-map-policy.js';
 import {
+  connectViaProxy,
   rawExchange,
   requestViaProxy,
   startHttpOrigin,
@@ -264,6 +266,32 @@ describe('sign-in', () => {
     expect(origin.requests.at(-1)!.headers['proxy-authorization']).toBeUndefined();
     const [event] = await proxy.recorder.waitFor(1);
     expect(event.identity.username).toBe('alice');
+  });
+});
+
+describe('sign-in while the user directory is unreachable', () => {
+  it('answers 503 for HTTP and CONNECT, and keeps serving', async () => {
+    const origin = await startHttpOrigin();
+    let directoryDown = true;
+    const base = hostMapPolicy({});
+    const policy: ProxyPolicy = {
+      ...base,
+      identify: (ip, auth) => (directoryDown ? Promise.reject(new Error('connect ECONNREFUSED')) : base.identify(ip, auth)),
+    };
+    const proxy = await startProxy(policy, testConfig());
+    try {
+      const res = await requestViaProxy(proxy.port, `http://origin.test:${origin.port}/`);
+      expect(res.status).toBe(503);
+      expect(res.body).toContain('cannot be checked just now');
+      const tunnel = await connectViaProxy(proxy.port, 'origin.test:443');
+      expect(tunnel.status).toBe(503);
+      expect(origin.requests).toHaveLength(0);
+      directoryDown = false;
+      expect((await requestViaProxy(proxy.port, `http://origin.test:${origin.port}/`)).status).toBe(200);
+    } finally {
+      await proxy.close();
+      await origin.close();
+    }
   });
 });
 
