@@ -25,6 +25,7 @@ import { installProblemHandlers } from './problem.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { blocklistRoutes, DEFAULT_UPLOAD_LIMIT_BYTES } from './routes/blocklists.js';
+import { caseRoutes } from './routes/cases.js';
 import { categoryRoutes } from './routes/categories.js';
 import { groupRuleRoutes } from './routes/group-rules.js';
 import { groupRoutes } from './routes/groups.js';
@@ -104,5 +105,6 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyIn
   await app.register(unblockRequestRoutes, { pool });
   await app.register(reportPageRoutes, { pool });
   await app.register(alertRoutes, { pool });
+  await app.register(caseRoutes, { pool });
   return app;
 }
