@@ -25,6 +25,7 @@ import { createProxyServer } from '../proxy/server.js';
 import { formatAuthority } from '../proxy/request-target.js';
 import { AlertDetector } from '../safeguarding/alert-detector.js';
 import { AlertRecorder, fanOutRecorder } from '../safeguarding/alert-recorder.js';
+import { EmailDelivery } from '../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../safeguarding/webhook-delivery.js';
 
 export interface RunningPortcullis {
@@ -88,6 +89,7 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
     const accessLog = new AccessLogWriter({ pool: db.pool, spoolDir: path.join(config.dataDir, 'spool'), log });
     await accessLog.start();
     closers.push(() => accessLog.close());
+    const adminBaseUrl = `http://${formatAuthority(config.publicHost, config.adminPort, 80)}`;
     const webhook =
       config.alertWebhookUrl === undefined
         ? undefined
@@ -96,11 +98,25 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
             url: config.alertWebhookUrl,
             log: log.child({ component: 'alert-webhook' }),
             maxAttempts: config.alertWebhookMaxAttempts,
-            adminBaseUrl: `http://${formatAuthority(config.publicHost, config.adminPort, 80)}`,
+            adminBaseUrl,
           });
     if (webhook) {
       webhook.start();
       closers.push(() => webhook.stop());
+    }
+    const email =
+      config.alertEmail === undefined
+        ? undefined
+        : new EmailDelivery({
+            pool: db.pool,
+            email: config.alertEmail,
+            log: log.child({ component: 'alert-email' }),
+            maxAttempts: config.alertEmailMaxAttempts,
+            adminBaseUrl,
+          });
+    if (email) {
+      email.start();
+      closers.push(() => email.stop());
     }
     // Alerts are detected beside the log writer, from the same events, off the request path.
     const alerts = new AlertRecorder({
@@ -112,7 +128,11 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
       }),
       log: log.child({ component: 'alerts' }),
       webhook: webhook !== undefined,
-      onRaised: () => webhook?.poke(),
+      email: email !== undefined,
+      onRaised: () => {
+        webhook?.poke();
+        email?.poke();
+      },
     });
     closers.push(() => alerts.close());
     const maintenance = startAccessLogMaintenance({ pool: db.pool, log, retentionDays: config.logRetentionDays });

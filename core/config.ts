@@ -41,8 +41,19 @@ export interface Config {
   alertRepeatedBlocksWindowMinutes: number;
   /** Webhook deliveries tried per alert before it is marked failed. */
   alertWebhookMaxAttempts: number;
+  /** Email delivery of alerts; none unless SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO are all set. */
+  alertEmail: AlertEmailConfig | undefined;
+  /** Email deliveries tried per alert before it is marked failed. */
+  alertEmailMaxAttempts: number;
   /** An accidental-access report this soon after the block marks the visit as self-reported. */
   selfReportWindowMinutes: number;
+}
+
+export interface AlertEmailConfig {
+  /** smtp: (STARTTLS when offered) or smtps: (TLS from the start), with optional user:pass@. */
+  smtpUrl: URL;
+  from: string;
+  to: string[];
 }
 
 export class ConfigError extends Error {
@@ -140,6 +151,61 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
+// A plain addr-spec (no display names): local part, @, a dotted domain.
+const EMAIL_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+function emailAddresses(env: Env, name: string): string[] | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  const addresses = raw.split(',').map((s) => s.trim());
+  for (const address of addresses) {
+    if (address === '') throw new ConfigError(name, `"${raw}" has an empty address in its list`);
+    if (address.length > 254 || !EMAIL_ADDRESS.test(address)) {
+      throw new ConfigError(name, `"${address}" is not an email address (name@example.org)`);
+    }
+  }
+  return addresses;
+}
+
+function smtpUrl(env: Env, name: string): URL | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, 'is not a URL (smtp://[user:pass@]host[:port] or smtps://…)');
+  }
+  // Shown without the user or password.
+  const shown = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  if (parsed.protocol !== 'smtp:' && parsed.protocol !== 'smtps:') throw new ConfigError(name, `"${shown}" must use smtp: or smtps:`);
+  if (parsed.hostname === '') throw new ConfigError(name, `"${shown}" has no host`);
+  if ((parsed.pathname !== '' && parsed.pathname !== '/') || parsed.search !== '' || parsed.hash !== '') {
+    throw new ConfigError(name, `"${shown}" must be smtp://[user:pass@]host[:port] or smtps://…, with nothing after the port`);
+  }
+  if (parsed.password !== '' && parsed.username === '') throw new ConfigError(name, `"${shown}" has a password but no user`);
+  try {
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    throw new ConfigError(name, 'the user or password is not correctly %-encoded');
+  }
+  return parsed;
+}
+
+function alertEmail(env: Env): AlertEmailConfig | undefined {
+  const smtp = smtpUrl(env, 'SMTP_URL');
+  const from = emailAddresses(env, 'ALERT_EMAIL_FROM');
+  const to = emailAddresses(env, 'ALERT_EMAIL_TO');
+  if (smtp === undefined && from === undefined && to === undefined) return undefined;
+  if (from !== undefined && from.length !== 1) throw new ConfigError('ALERT_EMAIL_FROM', 'must be a single address');
+  const together = 'must be set for email alerts: SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO go together';
+  if (smtp === undefined) throw new ConfigError('SMTP_URL', together);
+  if (from === undefined) throw new ConfigError('ALERT_EMAIL_FROM', together);
+  if (to === undefined) throw new ConfigError('ALERT_EMAIL_TO', together);
+  return { smtpUrl: smtp, from: from[0], to };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const connectPortsRaw = read(env, 'CONNECT_PORTS') ?? '443';
   const connectPorts = new Set(
@@ -184,6 +250,8 @@ export function loadConfig(env: Env = process.env): Config {
     alertRepeatedBlocks: wholeNumberInRange(env, 'ALERT_REPEATED_BLOCKS', 10, 2, 10_000),
     alertRepeatedBlocksWindowMinutes: wholeNumberInRange(env, 'ALERT_REPEATED_BLOCKS_WINDOW_MINUTES', 10, 1, 1440),
     alertWebhookMaxAttempts: wholeNumberInRange(env, 'ALERT_WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
+    alertEmail: alertEmail(env),
+    alertEmailMaxAttempts: wholeNumberInRange(env, 'ALERT_EMAIL_MAX_ATTEMPTS', 8, 1, 50),
     selfReportWindowMinutes: wholeNumberInRange(env, 'SELF_REPORT_WINDOW_MINUTES', 10, 1, 1440),
   };
 }

@@ -18,6 +18,8 @@ export interface AlertRecorderOptions {
   log: Logger;
   /** A webhook is configured: new alerts start as pending delivery. */
   webhook: boolean;
+  /** Email (SMTP) is configured: new alerts start as pending email delivery. */
+  email?: boolean;
   /** Called after an alert is stored, e.g. to deliver it at once. */
   onRaised?: (alertId: number) => void;
   queueCap?: number;
@@ -89,16 +91,18 @@ export class AlertRecorder implements AccessRecorder {
 
   /** The new alert's id, or undefined when this trigger was already raised. */
   private store(candidate: AlertCandidate): Promise<number | undefined> {
-    const { pool, schoolId, webhook } = this.options;
+    const { pool, schoolId, webhook, email = false } = this.options;
     return inTransaction(pool, async (client) => {
       const { rows } = await client.query<{ id: number }>(
         `INSERT INTO alerts (school_id, kind, dedupe_key, raised_at, user_id, username, client_ip, host, category, summary, access_log_ids,
-                             webhook_state, webhook_next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $12 = 'pending' THEN now() END)
+                             webhook_state, webhook_next_attempt_at, email_state, email_next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $12 = 'pending' THEN now() END,
+                 $13, CASE WHEN $13 = 'pending' THEN now() END)
          ON CONFLICT (school_id, dedupe_key) DO NOTHING RETURNING id`,
         [
           schoolId, candidate.kind, candidate.dedupeKey, candidate.time, candidate.userId, candidate.username, candidate.clientIp.replace(/%.*$/, ''),
           candidate.host, candidate.category, candidate.summary, candidate.accessLogIds, webhook ? 'pending' : 'none',
+          email ? 'pending' : 'none',
         ],
       );
       const id = rows[0]?.id;

@@ -2,7 +2,8 @@
 // safeguarding tests: the admin API listening on a port, a proxy deciding
 // with a running PolicyStore and identifying people by proxy sign-in, its
 // events going to the real access-log writer and the alert recorder, and
-// (optionally) webhook delivery to a given URL.
+// (optionally) webhook delivery to a given URL and email delivery through a
+// given SMTP server.
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -17,6 +18,8 @@ import { createIdentifier } from '../../proxy/identify.js';
 import { createProxyServer, type ProxyServer } from '../../proxy/server.js';
 import { AlertDetector } from '../../safeguarding/alert-detector.js';
 import { AlertRecorder, fanOutRecorder } from '../../safeguarding/alert-recorder.js';
+import type { AlertEmailConfig } from '../../core/config.js';
+import { EmailDelivery } from '../../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../../safeguarding/webhook-delivery.js';
 import { PASSWORD, startAdminHarness, type AdminHarness } from './admin-app.js';
 import { resolveTestNames, testConfig } from './proxy-harness.js';
@@ -37,6 +40,8 @@ export interface StackOptions {
   webhookUrl?: URL;
   repeatedBlocks?: number;
   webhookMaxAttempts?: number;
+  email?: AlertEmailConfig;
+  emailMaxAttempts?: number;
 }
 
 export async function startSafeguardingStack(options: StackOptions = {}): Promise<SafeguardingStack> {
@@ -72,13 +77,31 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
       })
     : undefined;
   webhook?.start();
+  const email = options.email
+    ? new EmailDelivery({
+        pool: h.db.pool,
+        email: options.email,
+        log,
+        maxAttempts: options.emailMaxAttempts ?? 5,
+        adminBaseUrl: `http://127.0.0.1:${adminPort}`,
+        baseDelayMs: 100,
+        maxDelayMs: 400,
+        timeoutMs: 2_000,
+        pollMs: 50,
+      })
+    : undefined;
+  email?.start();
   const alerts = new AlertRecorder({
     pool: h.db.pool,
     schoolId: h.schoolId,
     detector: new AlertDetector({ repeatedBlocks: options.repeatedBlocks ?? 3, repeatedBlocksWindowMs: 60_000 }),
     log,
     webhook: webhook !== undefined,
-    onRaised: () => webhook?.poke(),
+    email: email !== undefined,
+    onRaised: () => {
+      webhook?.poke();
+      email?.poke();
+    },
   });
   const config = testConfig({ adminPort, publicHost: '127.0.0.1' });
   const identifier = createIdentifier({ pool: h.db.pool, mode: 'required', snapshotSource: () => store.current, log });
@@ -110,6 +133,7 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
       await proxy.close();
       await alerts.close();
       await webhook?.stop();
+      await email?.stop();
       await accessLog.close();
       await store.close();
       await h.close();

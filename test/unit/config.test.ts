@@ -25,6 +25,8 @@ describe('loadConfig', () => {
     expect(config.alertWebhookUrl).toBeUndefined();
     expect(config.alertRepeatedBlocks).toBe(10);
     expect(config.selfReportWindowMinutes).toBe(10);
+    expect(config.alertEmail).toBeUndefined();
+    expect(config.alertEmailMaxAttempts).toBe(8);
     expect(config.allowedClients.map((c) => `${c.address}/${c.prefix}`)).toContain('192.168.0.0/16');
   });
 
@@ -84,9 +86,72 @@ describe('loadConfig', () => {
     ['ALERT_REPEATED_BLOCKS_WINDOW_MINUTES', '0'],
     ['ALERT_WEBHOOK_MAX_ATTEMPTS', '51'],
     ['SELF_REPORT_WINDOW_MINUTES', 'ten'],
+    ['ALERT_EMAIL_MAX_ATTEMPTS', '0'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     const err = configError({ [name]: value });
     expect(err.variable).toBe(name);
     expect(err.message).toMatch(new RegExp(`^${name}: `));
+  });
+
+  describe('alert email', () => {
+    const complete = {
+      SMTP_URL: 'smtps://alerts%40school.example:p%3Ass@mail.school.example:465',
+      ALERT_EMAIL_FROM: 'portcullis@school.example',
+      ALERT_EMAIL_TO: 'dsl@school.example, deputy.dsl@school.example',
+    };
+
+    it('reads SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO together', () => {
+      const config = loadConfig({ ...complete, ALERT_EMAIL_MAX_ATTEMPTS: '3' });
+      expect(config.alertEmail?.smtpUrl.protocol).toBe('smtps:');
+      expect(config.alertEmail?.smtpUrl.hostname).toBe('mail.school.example');
+      expect(decodeURIComponent(config.alertEmail?.smtpUrl.username ?? '')).toBe('alerts@school.example');
+      expect(decodeURIComponent(config.alertEmail?.smtpUrl.password ?? '')).toBe('p:ss');
+      expect(config.alertEmail?.from).toBe('portcullis@school.example');
+      expect(config.alertEmail?.to).toEqual(['dsl@school.example', 'deputy.dsl@school.example']);
+      expect(config.alertEmailMaxAttempts).toBe(3);
+      const plain = loadConfig({ ...complete, SMTP_URL: 'smtp://10.0.0.25:25', ALERT_EMAIL_TO: 'dsl@school.example' });
+      expect(plain.alertEmail?.smtpUrl.port).toBe('25');
+      expect(plain.alertEmail?.smtpUrl.username).toBe('');
+      expect(plain.alertEmail?.to).toEqual(['dsl@school.example']);
+    });
+
+    it.each([
+      ['SMTP_URL', ['ALERT_EMAIL_FROM', 'ALERT_EMAIL_TO']],
+      ['ALERT_EMAIL_FROM', ['SMTP_URL', 'ALERT_EMAIL_TO']],
+      ['ALERT_EMAIL_TO', ['SMTP_URL', 'ALERT_EMAIL_FROM']],
+      ['ALERT_EMAIL_FROM', ['SMTP_URL']],
+      ['SMTP_URL', ['ALERT_EMAIL_TO']],
+      ['SMTP_URL', ['ALERT_EMAIL_FROM']],
+    ] as const)('names %s when only %j are set', (missing, given) => {
+      const env = Object.fromEntries(given.map((name) => [name, complete[name]]));
+      const err = configError(env);
+      expect(err.variable).toBe(missing);
+      expect(err.message).toMatch(new RegExp(`^${missing}: must be set for email alerts`));
+    });
+
+    it.each([
+      ['SMTP_URL', 'http://mail.school.example'],
+      ['SMTP_URL', 'not a url'],
+      ['SMTP_URL', 'smtp://'],
+      ['SMTP_URL', 'smtp://mail.school.example/path'],
+      ['SMTP_URL', 'smtp://mail.school.example:25?secure=false'],
+      ['SMTP_URL', 'smtp://:secret@mail.school.example'],
+      ['SMTP_URL', 'smtp://mail.school.example:99999'],
+      ['SMTP_URL', 'smtpx://alerts:p%3Ass@mail.school.example'],
+      ['SMTP_URL', 'smtp://alerts:p%3Ass@mail.school.example/x'],
+      ['ALERT_EMAIL_FROM', 'portcullis'],
+      ['ALERT_EMAIL_FROM', 'a@school.example, b@school.example'],
+      ['ALERT_EMAIL_FROM', 'Portcullis <portcullis@school.example>'],
+      ['ALERT_EMAIL_TO', 'dsl@school.example,'],
+      ['ALERT_EMAIL_TO', 'dsl@school.example, nobody'],
+      ['ALERT_EMAIL_TO', 'dsl@localhost'],
+      ['ALERT_EMAIL_TO', 'dsl@@school.example'],
+    ])('rejects %s=%s naming the variable', (name, value) => {
+      const err = configError({ ...complete, [name]: value });
+      expect(err.variable).toBe(name);
+      expect(err.message).toMatch(new RegExp(`^${name}: `));
+      // The password is never repeated in a message.
+      expect(err.message).not.toContain('p%3Ass');
+    });
   });
 });
