@@ -4,41 +4,78 @@
 // writeConcurrency (default 2). Uses DATABASE_URL (a database it may add
 // tables to) or else a throwaway embedded Postgres in a temp folder.
 //
-//   npx tsc --outDir /tmp/b -p tsconfig.json && node /tmp/b/bench/access-log-throughput.js
+// Besides events/s it reports CPU seconds (this process, and the Postgres
+// cluster when it is the embedded one), the load average during the run,
+// how long each query of a batch took (BEGIN, COPY into the staging table,
+// INSERT … SELECT into access_log, COMMIT), and, measured apart on the same
+// kind of events, how long encoding a batch for COPY takes.
+//
+// `npm run bench` runs this as part of bench/run.ts; on its own:
+//   npx tsc -p tsconfig.json --outDir dist-bench && node dist-bench/bench/access-log-throughput.js
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { encodeAccessEvent } from '../access-log/copy-row.js';
 import { AccessLogWriter } from '../access-log/writer.js';
 import { createPool } from '../core/db.js';
-import { startEmbeddedPostgres } from '../core/embedded-postgres.js';
 import { createLogger } from '../core/logger.js';
 import { migrate } from '../core/migrate.js';
 import type { AccessEvent } from '../proxy/types.js';
+import { median, percentile, processCpuSeconds, sampleLoad, startBenchPostgres, timeQueries, type QueryKind } from './lib.js';
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 20);
-const writeConcurrency = Number(process.env.BENCH_CONCURRENCY ?? 2);
-const queueCap = 50_000;
+const QUEUE_CAP = 50_000;
+const BATCH_SIZE = 5_000; // the writer's default
 
-async function main(): Promise<void> {
-  const scratch = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-'));
-  await chmod(scratch, 0o711); // as root, the embedded Postgres runs as `postgres` and must enter it
-  const embedded = process.env.DATABASE_URL
-    ? undefined
-    : await startEmbeddedPostgres({ dataDir: path.join(scratch, 'data'), port: Number(process.env.BENCH_PG_PORT ?? 54_399) });
-  const pool = createPool(process.env.DATABASE_URL ?? embedded!.connectionString);
-  await migrate(pool);
-  const school = await pool.query<{ id: number }>("INSERT INTO schools (name) VALUES ('Bench School') RETURNING id");
+export interface ThroughputOptions {
+  connectionString: string;
+  seconds: number;
+  writeConcurrency: number;
+  /** CPU seconds used so far by Postgres, when known. */
+  postgresCpuSeconds?: () => number;
+}
+
+export interface QueryTimings {
+  count: number;
+  medianMs: number;
+  p95Ms: number;
+  totalMs: number;
+}
+
+export interface ThroughputResult {
+  seconds: number;
+  recorded: number;
+  written: number;
+  spooled: number;
+  dropped: number;
+  rejected: number;
+  eventsPerSecond: number;
+  /** CPU seconds of this process (event generation + writer) and of Postgres. */
+  nodeCpuSeconds: number;
+  postgresCpuSeconds: number | null;
+  loadMedian: number;
+  loadMax: number;
+  writeConcurrency: number;
+  queries: Partial<Record<QueryKind, QueryTimings>>;
+  rowsInTable: number;
+}
+
+async function benchGroup(pool: ReturnType<typeof createPool>): Promise<number> {
+  const school = await pool.query<{ id: number }>("INSERT INTO schools (name) VALUES ('Bench School ' || $1) RETURNING id", [randomUUID()]);
   const group = await pool.query<{ id: number }>(
     "INSERT INTO groups (school_id, key, name) VALUES ($1, 'bench-' || $2, 'Bench') RETURNING id",
     [school.rows[0].id, randomUUID()],
   );
-  const groupId = group.rows[0].id;
+  return group.rows[0].id;
+}
 
-  const writer = new AccessLogWriter({ pool, spoolDir: path.join(scratch, 'spool'), log: createLogger('warn'), queueCap, writeConcurrency });
-  await writer.start();
-  const categories = [[], ['games'], ['social', 'chat'], ['news']];
-  const event = (i: number): AccessEvent => ({
+const categories = [[], ['games'], ['social', 'chat'], ['news']];
+
+/** A realistic event: a pupil on one of 5,000 sites, a tenth of them blocked. */
+export function benchEvent(i: number, groupId: number): AccessEvent {
+  return {
     id: randomUUID(),
     time: new Date(),
     identity: { userId: 1 + (i % 900), username: `pupil${i % 900}`, groupId, groupKey: 'bench', source: 'proxy-auth' },
@@ -48,45 +85,125 @@ async function main(): Promise<void> {
     host: `site${i % 5000}.example.org`,
     port: 443,
     path: `/page/${i}?q=search+terms`,
-    decision: { action: i % 10 === 0 ? 'block' : 'allow', categories: categories[i % 4], category: categories[i % 4][0] ?? null,
-      ruleKind: 'group_rule', ruleId: 12, rule: 'pupils: games are blocked' },
+    decision: {
+      action: i % 10 === 0 ? 'block' : 'allow', categories: categories[i % 4], category: categories[i % 4][0] ?? null,
+      ruleKind: 'group_rule', ruleId: 12, rule: 'pupils: games are blocked',
+    },
     status: 200,
     bytesIn: 512,
     bytesOut: 24_000,
     durationMs: 35,
     blockRef: null,
-  });
+  };
+}
 
-  const started = Date.now();
-  const until = started + seconds * 1000;
-  let recorded = 0;
-  // Offer events whenever the queue has room, so the measure is the writer's pace, not the spool's.
-  while (Date.now() < until) {
-    while (writer.queueDepth < queueCap / 2) writer.record(event(recorded++));
-    await new Promise((r) => setImmediate(r));
-  }
-  await writer.close();
-  const elapsed = (Date.now() - started) / 1000;
-  const c = writer.counters();
-  console.log(
-    JSON.stringify({
+function summarise(values: number[]): QueryTimings {
+  return { count: values.length, medianMs: median(values), p95Ms: percentile(values, 95), totalMs: values.reduce((a, b) => a + b, 0) };
+}
+
+/** One timed run: a fresh writer (own pool, own spool folder) fed as fast as it drains. */
+export async function measureAccessLogThroughput(options: ThroughputOptions): Promise<ThroughputResult> {
+  const pool = createPool(options.connectionString, undefined, options.writeConcurrency + 2);
+  const timed = timeQueries(pool);
+  const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-spool-'));
+  try {
+    await migrate(pool);
+    const groupId = await benchGroup(pool);
+    const writer = new AccessLogWriter({
+      pool, spoolDir, log: createLogger('warn'), queueCap: QUEUE_CAP, batchSize: BATCH_SIZE, writeConcurrency: options.writeConcurrency,
+    });
+    await writer.start();
+    timed.reset();
+    const load = sampleLoad();
+    const pgCpuBefore = options.postgresCpuSeconds?.();
+    const cpuBefore = processCpuSeconds();
+    const started = performance.now();
+    const until = started + options.seconds * 1000;
+    let recorded = 0;
+    // Offer events whenever the queue has room, so the measure is the writer's pace, not the spool's.
+    while (performance.now() < until) {
+      while (writer.queueDepth < QUEUE_CAP / 2) writer.record(benchEvent(recorded++, groupId));
+      await new Promise((r) => setImmediate(r));
+    }
+    await writer.close();
+    const elapsed = (performance.now() - started) / 1000;
+    const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
+    const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
+    const loadSeen = load.stop();
+    const c = writer.counters();
+    const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE group_id = $1', [groupId]);
+    const queries: Partial<Record<QueryKind, QueryTimings>> = {};
+    for (const [kind, values] of timed.timings) queries[kind] = summarise(values);
+    return {
       seconds: elapsed,
       recorded,
       written: c.written,
       spooled: c.spooled,
       dropped: c.dropped,
-      eventsPerSecond: Math.round(c.written / elapsed),
-      writeConcurrency,
-      cpus: os.cpus().length,
-      cpu: os.cpus()[0]?.model,
-    }),
-  );
-  await pool.end();
-  await embedded?.stop();
-  await rm(scratch, { recursive: true, force: true });
+      rejected: c.rejected,
+      eventsPerSecond: c.written / elapsed,
+      nodeCpuSeconds,
+      postgresCpuSeconds,
+      loadMedian: loadSeen.median,
+      loadMax: loadSeen.max,
+      writeConcurrency: options.writeConcurrency,
+      queries,
+      rowsInTable: Number(rows[0].n),
+    };
+  } finally {
+    await pool.end();
+    await rm(spoolDir, { recursive: true, force: true });
+  }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+/** CPU cost of turning events into COPY text, batch by batch, as the writer does (encode each, then join). */
+export function measureEncode(batches: number): { medianBatchMs: number; microsPerEvent: number; bytesPerEvent: number } {
+  const perBatch: number[] = [];
+  let bytes = 0;
+  for (let b = 0; b < batches + 1; b++) {
+    const events = Array.from({ length: BATCH_SIZE }, (_, i) => benchEvent(b * BATCH_SIZE + i, 1));
+    const started = performance.now();
+    const text = events.map((e) => encodeAccessEvent(e).line).join('');
+    const ms = performance.now() - started;
+    if (b > 0) perBatch.push(ms); // the first batch warms the JIT
+    bytes = text.length;
+  }
+  const medianBatchMs = median(perBatch);
+  return { medianBatchMs, microsPerEvent: (medianBatchMs * 1000) / BATCH_SIZE, bytesPerEvent: bytes / BATCH_SIZE };
+}
+
+/** A result that is not lossless is not a throughput figure. */
+export function checkThroughput(result: ThroughputResult): void {
+  const problems: string[] = [];
+  if (result.written !== result.recorded) problems.push(`recorded ${result.recorded} events but wrote ${result.written}`);
+  if (result.rowsInTable !== result.recorded) problems.push(`access_log holds ${result.rowsInTable} rows for ${result.recorded} events`);
+  if (result.spooled || result.dropped || result.rejected) {
+    problems.push(`spooled ${result.spooled}, dropped ${result.dropped}, rejected ${result.rejected} (all should be 0)`);
+  }
+  if (problems.length) throw new Error(`access-log throughput run is not valid: ${problems.join('; ')}`);
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+  const writeConcurrency = Number(process.env.BENCH_CONCURRENCY ?? 2);
+  const embedded = process.env.DATABASE_URL ? undefined : await startBenchPostgres();
+  try {
+    const result = await measureAccessLogThroughput({
+      connectionString: process.env.DATABASE_URL ?? embedded!.connectionString,
+      seconds,
+      writeConcurrency,
+      postgresCpuSeconds: embedded ? () => embedded.cpuSeconds() : undefined,
+    });
+    checkThroughput(result);
+    console.log(JSON.stringify({ ...result, encode: measureEncode(20), cpus: os.cpus().length, cpu: os.cpus()[0]?.model }, null, 2));
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,341 @@
+// The proxy's throughput with access logging on (AccessLogWriter into
+// Postgres) versus off (events counted and discarded), in the same run,
+// phases alternating on/off so that drift in the machine's load falls on
+// both sides alike.
+//
+// Three processes besides Postgres: the proxy (bench/proxy-process.ts: the
+// real createProxyServer, the real policy compiled from the bench database
+// with the UT1 lists, identification by client address), a local origin
+// (bench/origin-process.ts, 1 KiB answers) and this one, which drives
+// autocannon over keep-alive connections with absolute-URI requests
+// (`GET http://origin.test:<port>/`), exactly as a browser configured to use
+// a proxy sends them.
+//
+// Each phase sends a fixed number of requests (about BENCH_PHASE_SECONDS of
+// work at the warm-up's pace) so that every request it counts has completed;
+// a phase that takes five times longer is stopped and the bench fails. A
+// phase fails the bench unless every response was a 200 with the origin's
+// exact body, the origin served exactly that many requests, the proxy
+// recorded each as an allowed request for origin.test and, with logging on,
+// access_log gained exactly that many rows for origin.test.
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { importBlocklists, type ImportSummary } from '../blocklists/import.js';
+import { prepareDatabase } from '../core/bootstrap.js';
+import { loadConfig } from '../core/config.js';
+import { createPool, type Pool } from '../core/db.js';
+import { createLogger } from '../core/logger.js';
+import { defaultListsFile } from '../core/paths.js';
+import { ORIGIN_BODY, processCpuSeconds } from './common.js';
+import { median, sampleLoad, startBenchPostgres } from './lib.js';
+import type { ProxyStats } from './proxy-process.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ORIGIN_HOST = 'origin.test';
+
+export interface ProxyBenchOptions {
+  connectionString: string;
+  phaseSeconds: number;
+  /** On/off pairs measured after the warm-up. */
+  pairs: number;
+  connections: number;
+  postgresCpuSeconds?: () => number;
+}
+
+export interface PhaseResult {
+  label: string;
+  logging: boolean;
+  requests: number;
+  wallSeconds: number;
+  requestsPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  proxyCpuSeconds: number;
+  proxyCpuMicrosPerRequest: number;
+  originCpuSeconds: number;
+  /** TCP connections the proxy opened to the origin during the phase. */
+  originConnections: number;
+  loadGeneratorCpuSeconds: number;
+  postgresCpuSeconds: number | null;
+  rowsAdded: number;
+  loadMedian: number;
+  loadMax: number;
+}
+
+export interface ProxyBenchResult {
+  policy: { domains: number; urls: number; groups: number; blockedSanityHost: string };
+  phases: PhaseResult[];
+  amountPerPhase: number;
+  connections: number;
+  medianOn: { rps: number; p50: number; p99: number; cpuMicros: number };
+  medianOff: { rps: number; p50: number; p99: number; cpuMicros: number };
+  /** 1 − on/off, as a percentage of the off throughput. */
+  throughputCostPercent: number;
+  cpuCostPercent: number;
+  pairCostsPercent: number[];
+}
+
+/** Schema, school, default policy, and the UT1 lists: what `portcullis start` sets up. */
+export async function prepareBenchDatabase(pool: Pool, ut1Source: string): Promise<ImportSummary> {
+  const config = loadConfig({ LOG_LEVEL: 'warn' });
+  await prepareDatabase(pool, config, createLogger('warn'));
+  return importBlocklists(pool, ut1Source);
+}
+
+/** /work/shared/ut1 (BENCH_UT1 to change it) when present, else the UT1 lists bundled with Portcullis. */
+export function ut1Source(): string {
+  const wanted = process.env.BENCH_UT1 ?? '/work/shared/ut1';
+  try {
+    if (readdirSync(wanted).length > 0) return wanted;
+  } catch {
+    // not there: fall back
+  }
+  return defaultListsFile;
+}
+
+class Child {
+  private readonly waiting: Array<{ resolve: (m: any) => void; reject: (e: Error) => void }> = [];
+  private failure: Error | undefined;
+  constructor(readonly process: ChildProcess, name: string) {
+    process.on('message', (message: { type: string; message?: string }) => {
+      const next = this.waiting.shift();
+      if (message.type === 'error') {
+        const err = new Error(`${name} process failed: ${message.message}`);
+        this.failure = err;
+        next?.reject(err);
+        return;
+      }
+      next?.resolve(message);
+    });
+    process.on('exit', (code) => {
+      const err = new Error(`${name} process exited (${code})`);
+      for (const w of this.waiting.splice(0)) w.reject(err);
+      this.failure ??= err;
+    });
+  }
+  next<T>(): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+  ask<T>(command: object): Promise<T> {
+    const reply = this.next<T>();
+    this.process.send(command);
+    return reply;
+  }
+  stop(): void {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGTERM');
+  }
+}
+
+function get(proxyPort: number, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { Host: new URL(url).host }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`no answer for ${url} within 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function measureProxyLogging(options: ProxyBenchOptions): Promise<ProxyBenchResult> {
+  const pool = createPool(options.connectionString);
+  const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-proxy-'));
+  const origin = new Child(fork(path.join(here, 'origin-process.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'origin');
+  const proxy = new Child(
+    fork(path.join(here, 'proxy-process.js'), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, BENCH_DATABASE_URL: options.connectionString, BENCH_SPOOL_DIR: spoolDir, BENCH_ORIGIN_HOST: ORIGIN_HOST },
+    }),
+    'proxy',
+  );
+  try {
+    const [{ port: originPort }, ready] = await Promise.all([
+      origin.next<{ port: number }>(),
+      proxy.next<{ port: number; domains: number; urls: number; groups: number }>(),
+    ]);
+    const proxyPort = ready.port;
+    const target = `http://${ORIGIN_HOST}:${originPort}/`;
+    if (ready.domains < 100_000) throw new Error(`the policy in service has only ${ready.domains} listed domains: the UT1 lists did not load`);
+
+    // The policy is the real one: a domain on a list the default policy blocks for everyone is refused with the block page.
+    const { rows: listed } = await pool.query<{ value: string; key: string }>(
+      `SELECT e.value, c.key FROM list_entries e JOIN categories c ON c.id = e.category_id
+       WHERE c.key IN ('gambling', 'mixed_adult', 'adult') AND e.kind = 'domain' ORDER BY c.key, e.value LIMIT 1`,
+    );
+    if (!listed[0]) throw new Error('no gambling or adult domain in the lists');
+    await proxy.ask({ type: 'sanity', on: true });
+    const blocked = await get(proxyPort, `http://${listed[0].value}/`);
+    await proxy.ask({ type: 'sanity', on: false });
+    if (blocked.status !== 403) throw new Error(`expected the proxy to block ${listed[0].value} (${listed[0].key}) with 403, got ${blocked.status}`);
+    const allowed = await get(proxyPort, target);
+    if (allowed.status !== 200 || allowed.body !== ORIGIN_BODY) throw new Error(`a request for ${target} through the proxy got ${allowed.status}, not the origin's page`);
+
+    const countRows = async (): Promise<number> =>
+      Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE host = $1', [ORIGIN_HOST])).rows[0].n);
+
+    const runPhase = async (label: string, logging: boolean, amount: number): Promise<PhaseResult> => {
+      await proxy.ask({ type: 'logging', on: logging });
+      const before = await proxy.ask<ProxyStats>({ type: 'flush', timeoutMs: 30_000 });
+      const originBefore = await origin.ask<{ served: number; connections: number; cpuSeconds: number }>({ type: 'stats' });
+      const rowsBefore = await countRows();
+      const pgBefore = options.postgresCpuSeconds?.();
+      const load = sampleLoad();
+      const selfCpuBefore = processCpuSeconds();
+      const started = performance.now();
+      let overran = false;
+      let instance: autocannon.Instance | undefined;
+      let guard: NodeJS.Timeout | undefined;
+      const result = await new Promise<autocannon.Result>((resolve, reject) => {
+        instance = autocannon(
+          {
+            url: `http://127.0.0.1:${proxyPort}`,
+            connections: options.connections,
+            pipelining: 1,
+            amount,
+            timeout: 10,
+            // Counted in `mismatches` unless the body is exactly the origin's.
+            verifyBody: (body: string) => body === ORIGIN_BODY,
+            requests: [{ method: 'GET', path: target, headers: { host: `${ORIGIN_HOST}:${originPort}` } }],
+          } as autocannon.Options,
+          (err, res) => (err ? reject(err) : resolve(res)),
+        );
+        guard = setTimeout(() => {
+          overran = true;
+          instance?.stop();
+        }, options.phaseSeconds * 5_000);
+      });
+      clearTimeout(guard);
+      const wallSeconds = (performance.now() - started) / 1000;
+      const loadGeneratorCpuSeconds = processCpuSeconds() - selfCpuBefore;
+      // With logging on, the phase's cost includes writing its events to Postgres.
+      const after = await proxy.ask<ProxyStats>({ type: 'flush', timeoutMs: 60_000 });
+      const pgCpu = pgBefore === undefined ? null : options.postgresCpuSeconds!() - pgBefore;
+      const loadSeen = load.stop();
+      const originAfter = await origin.ask<{ served: number; connections: number; cpuSeconds: number }>({ type: 'stats' });
+      const rowsAdded = (await countRows()) - rowsBefore;
+
+      const completed = result['2xx'];
+      const problems: string[] = [];
+      if (overran) problems.push(`did not finish within ${options.phaseSeconds * 5} s`);
+      if (completed !== amount) problems.push(`${completed} of ${amount} requests completed with a 2xx`);
+      if (result.non2xx || result.errors || result.timeouts || result.mismatches) {
+        problems.push(`non-2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts}, wrong bodies ${result.mismatches}`);
+      }
+      const served = originAfter.served - originBefore.served;
+      if (served !== amount) problems.push(`the origin served ${served} requests, autocannon completed ${completed}`);
+      const logged = after.tally.logged - before.tally.logged;
+      const discarded = after.tally.discarded - before.tally.discarded;
+      if (logging ? logged !== completed || discarded !== 0 : discarded !== completed || logged !== 0) {
+        problems.push(`the proxy logged ${logged} and discarded ${discarded} events for ${completed} requests`);
+      }
+      if (after.tally.unexpected) problems.push(`${after.tally.unexpected} events were not an allowed 200 for ${ORIGIN_HOST}: last ${after.tally.lastUnexpected}`);
+      if (rowsAdded !== (logging ? completed : 0)) problems.push(`access_log gained ${rowsAdded} rows for ${completed} requests (logging ${logging ? 'on' : 'off'})`);
+      if (after.writer.spooled || after.writer.dropped || after.writer.rejected) {
+        problems.push(`writer spooled ${after.writer.spooled}, dropped ${after.writer.dropped}, rejected ${after.writer.rejected}`);
+      }
+      if (problems.length) throw new Error(`phase ${label}: ${problems.join('; ')}`);
+
+      const proxyCpuSeconds = after.cpuSeconds - before.cpuSeconds;
+      const phase: PhaseResult = {
+        label, logging, requests: completed, wallSeconds,
+        requestsPerSecond: completed / wallSeconds,
+        latencyP50Ms: result.latency.p50,
+        latencyP99Ms: result.latency.p99,
+        proxyCpuSeconds,
+        proxyCpuMicrosPerRequest: (proxyCpuSeconds * 1e6) / completed,
+        originCpuSeconds: originAfter.cpuSeconds - originBefore.cpuSeconds,
+        originConnections: originAfter.connections - originBefore.connections,
+        loadGeneratorCpuSeconds,
+        postgresCpuSeconds: pgCpu,
+        rowsAdded,
+        loadMedian: loadSeen.median,
+        loadMax: loadSeen.max,
+      };
+      console.error(
+        `  ${label.padEnd(10)} logging ${logging ? 'on ' : 'off'}  ${Math.round(phase.requestsPerSecond)} req/s  p50 ${phase.latencyP50Ms} ms  p99 ${phase.latencyP99Ms} ms  ` +
+          `proxy CPU ${Math.round(phase.proxyCpuMicrosPerRequest)} µs/req  rows +${rowsAdded}  origin conns +${phase.originConnections}  load ${loadSeen.median.toFixed(2)}`,
+      );
+      return phase;
+    };
+
+    const roundTo = (n: number): number => Math.max(options.connections, Math.round(n / options.connections) * options.connections);
+    const warmOff = await runPhase('warm-up', false, roundTo(5_000));
+    const amount = roundTo(warmOff.requestsPerSecond * options.phaseSeconds);
+    await runPhase('warm-up', true, roundTo(warmOff.requestsPerSecond * 2));
+    const phases: PhaseResult[] = [];
+    for (let pair = 1; pair <= options.pairs; pair++) {
+      phases.push(await runPhase(`on ${pair}`, true, amount));
+      phases.push(await runPhase(`off ${pair}`, false, amount));
+    }
+
+    const summary = (on: boolean) => {
+      const chosen = phases.filter((p) => p.logging === on);
+      return {
+        rps: median(chosen.map((p) => p.requestsPerSecond)),
+        p50: median(chosen.map((p) => p.latencyP50Ms)),
+        p99: median(chosen.map((p) => p.latencyP99Ms)),
+        cpuMicros: median(chosen.map((p) => p.proxyCpuMicrosPerRequest)),
+      };
+    };
+    const medianOn = summary(true);
+    const medianOff = summary(false);
+    const pairCostsPercent: number[] = [];
+    for (let i = 0; i + 1 < phases.length; i += 2) pairCostsPercent.push((1 - phases[i].requestsPerSecond / phases[i + 1].requestsPerSecond) * 100);
+    return {
+      policy: { domains: ready.domains, urls: ready.urls, groups: ready.groups, blockedSanityHost: `${listed[0].value} (${listed[0].key})` },
+      phases,
+      amountPerPhase: amount,
+      connections: options.connections,
+      medianOn,
+      medianOff,
+      throughputCostPercent: (1 - medianOn.rps / medianOff.rps) * 100,
+      cpuCostPercent: (medianOn.cpuMicros / medianOff.cpuMicros - 1) * 100,
+      pairCostsPercent,
+    };
+  } finally {
+    await proxy.ask({ type: 'stop' }).catch(() => undefined);
+    origin.process.send({ type: 'stop' });
+    await new Promise((r) => setTimeout(r, 200));
+    proxy.stop();
+    origin.stop();
+    await pool.end();
+    await rm(spoolDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const pg = await startBenchPostgres();
+  try {
+    const pool = createPool(pg.connectionString);
+    await prepareBenchDatabase(pool, ut1Source());
+    await pool.end();
+    const result = await measureProxyLogging({
+      connectionString: pg.connectionString,
+      phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 10),
+      pairs: Number(process.env.BENCH_PAIRS ?? 3),
+      connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
+      postgresCpuSeconds: () => pg.cpuSeconds(),
+    });
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    await pg.stop();
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
+
