@@ -2,7 +2,7 @@
 // (to Report Harmful Content, the police, IWF or CEOP): JSON with everything,
 // or printable HTML. In the HTML every value goes through escapeHtml and the
 // screenshots are inline data: URIs, so the file needs nothing else to open.
-import { escapeHtml } from '../proxy/pages.js';
+import { escapeHtml } from '../core/html.js';
 
 export interface ExportEvent {
   id: number;

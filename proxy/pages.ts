@@ -1,39 +1,7 @@
 // The HTML pages the proxy answers with itself: the block page and the error
 // pages. Every value that reaches the markup goes through escapeHtml.
 import type { ServerResponse } from 'node:http';
-
-export function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
-
-function layout(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en-GB">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>${escapeHtml(title)}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1b1b1b; line-height: 1.5; }
-h1 { font-size: 1.5rem; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
-dt { font-weight: bold; }
-dd { margin: 0; overflow-wrap: anywhere; }
-code { background: #f2f2f2; padding: 0 .25rem; }
-</style>
-</head>
-<body>
-${body}
-</body>
-</html>
-`;
-}
+import { escapeHtml, htmlPage } from '../core/html.js';
 
 export interface BlockPageDetails {
   /** What was asked for: the URL for plain HTTP, the host for HTTPS. */
@@ -59,7 +27,7 @@ export function blockPage(details: BlockPageDetails): string {
     timeZone: details.timeZone,
   }).format(details.time);
   const category = details.categoryName === null ? '' : `<dt>Category</dt><dd>${escapeHtml(details.categoryName)}</dd>\n`;
-  return layout(
+  return htmlPage(
     'Page blocked',
     `<h1>This page is blocked</h1>
 <p>${escapeHtml(details.schoolName)} does not allow this page on its network.</p>
@@ -80,11 +48,11 @@ ${category}<dt>Rule</dt><dd>${escapeHtml(details.rule)}</dd>
 }
 
 export function errorPage(title: string, explanation: string): string {
-  return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(explanation)}</p>`);
+  return htmlPage(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(explanation)}</p>`);
 }
 
 export function notAProxyRequestPage(proxyAddress: string, pacUrl: string): string {
-  return layout(
+  return htmlPage(
     'This is a web proxy',
     `<h1>This is a web proxy, not a web site</h1>
 <p>Your browser sent a request straight to the school's filtering proxy. The proxy only forwards

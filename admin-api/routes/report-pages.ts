@@ -10,7 +10,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Pool } from '../../core/db.js';
-import { escapeHtml } from '../../proxy/pages.js';
+import { escapeHtml, htmlPage } from '../../core/html.js';
 import { findOwnBlock, type BlockedVisit } from '../../safeguarding/blocked-visit.js';
 import { csrfTokenFor } from '../auth/csrf.js';
 import { findSession, SESSION_COOKIE } from '../auth/sessions.js';
@@ -21,27 +21,9 @@ type Purpose = 'accident' | 'unblock';
 
 const TITLES: Record<Purpose, string> = { accident: 'I reached this by accident', unblock: 'I need this for teaching' };
 
+/** Report pages carry their title as a heading too. */
 function layout(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en-GB">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>${escapeHtml(title)}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #1b1b1b; line-height: 1.5; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
-dt { font-weight: bold; } dd { margin: 0; overflow-wrap: anywhere; }
-label, input, textarea, button { display: block; margin: .25rem 0; } textarea { width: 100%; }
-</style>
-</head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-${body}
-</body>
-</html>
-`;
+  return htmlPage(title, `<h1>${escapeHtml(title)}</h1>\n${body}`);
 }
 
 // Sends the form's fields as JSON with the CSRF header; shows the answer's detail or a confirmation.
