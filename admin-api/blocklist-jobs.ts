@@ -79,7 +79,7 @@ export class BlocklistJobs {
     if (this.runningJob === job) this.runningJob = undefined;
   }
 
-  /** Runs `work` in the background; `finished` hears the outcome and must handle its own errors. */
+  /** Runs `work` in the background; `finished` records the outcome (it must handle its own errors) before the job shows as finished. */
   start(job: BlocklistJob, work: (report: JobReporter) => Promise<ImportSummary>, finished: (job: BlocklistJob) => Promise<void>): void {
     const progress = job.progress;
     const reporter: JobReporter = {
@@ -98,24 +98,25 @@ export class BlocklistJobs {
         progress.bytesTotal = p.bytesTotal ?? progress.bytesTotal;
       },
     };
-    void work(reporter)
-      .then(
-        (summary) => {
-          job.state = 'succeeded';
-          job.summary = summary;
-        },
-        (err: unknown) => {
-          job.state = 'failed';
-          const message = err instanceof Error ? err.message : String(err);
-          job.error = err instanceof ListFormatError ? { message, file: err.file, line: err.line ?? null } : { message, file: null, line: null };
-        },
-      )
-      .then(() => {
-        job.finishedAt = new Date().toISOString();
+    const settle = async (outcome: Pick<BlocklistJob, 'state' | 'summary' | 'error'>): Promise<void> => {
+      const settled: BlocklistJob = { ...job, ...outcome, finishedAt: new Date().toISOString() };
+      // The outcome is recorded (audited) before anyone polling the job can see it finished.
+      try {
+        await finished(settled);
+      } finally {
+        Object.assign(job, settled);
         this.runningJob = undefined;
         this.forgetOldJobs();
-        return finished(job);
-      });
+      }
+    };
+    void work(reporter).then(
+      (summary) => settle({ state: 'succeeded', summary, error: null }),
+      (err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        const error = err instanceof ListFormatError ? { message, file: err.file, line: err.line ?? null } : { message, file: null, line: null };
+        return settle({ state: 'failed', summary: null, error });
+      },
+    );
   }
 
   private forgetOldJobs(): void {
