@@ -1,7 +1,7 @@
 // Bearer API tokens for scripts and scrapers (Authorization: Bearer pct_...).
 // The token is shown once when it is made; only its SHA-256 is stored.
 import type { Pool, PoolClient } from '../../core/db.js';
-import type { Principal } from './principal.js';
+import { principalFromRow, type Principal, type PrincipalRow } from './principal.js';
 import { newToken, sha256 } from './secrets.js';
 
 const TOUCH_AFTER_MS = 60 * 1000;
@@ -72,14 +72,8 @@ export async function revokeApiTokensOfUser(client: PoolClient, userId: number):
   return result.rowCount ?? 0;
 }
 
-interface TokenPrincipalRow {
+interface TokenPrincipalRow extends PrincipalRow {
   token_id: number;
-  school_id: number;
-  user_id: number;
-  username: string;
-  display_name: string;
-  group_key: string;
-  roles: Principal['roles'];
   idle_ms: number | null;
 }
 
@@ -97,13 +91,6 @@ export async function findApiToken(pool: Pool, token: string): Promise<Principal
   if (row.idle_ms === null || row.idle_ms > TOUCH_AFTER_MS) {
     await pool.query('UPDATE api_tokens SET last_used_at = now() WHERE id = $1', [row.token_id]);
   }
-  return {
-    userId: row.user_id,
-    schoolId: row.school_id,
-    username: row.username,
-    displayName: row.display_name,
-    groupKey: row.group_key,
-    roles: row.roles,
-    via: 'token',
-  };
+  return principalFromRow(row, 'token');
+
 }

@@ -18,6 +18,29 @@ export interface Principal {
   sessionToken?: string;
 }
 
+/** The user columns both sign-in lookups (session, token) select, as they come from Postgres. */
+export interface PrincipalRow {
+  school_id: number;
+  user_id: number;
+  username: string;
+  display_name: string;
+  group_key: string;
+  roles: Role[];
+}
+
+export function principalFromRow(row: PrincipalRow, via: Principal['via'], sessionToken?: string): Principal {
+  return {
+    userId: row.user_id,
+    schoolId: row.school_id,
+    username: row.username,
+    displayName: row.display_name,
+    groupKey: row.group_key,
+    roles: row.roles,
+    via,
+    ...(sessionToken === undefined ? {} : { sessionToken }),
+  };
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;

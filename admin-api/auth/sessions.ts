@@ -2,7 +2,7 @@
 // SHA-256, so a leaked copy of the table signs nobody in.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool, PoolClient } from '../../core/db.js';
-import type { Principal } from './principal.js';
+import { principalFromRow, type Principal, type PrincipalRow } from './principal.js';
 import { newToken, sha256 } from './secrets.js';
 
 export const SESSION_COOKIE = 'portcullis_session';
@@ -28,13 +28,7 @@ export async function createSession(pool: Pool, schoolId: number, userId: number
   return token;
 }
 
-interface SessionRow {
-  school_id: number;
-  user_id: number;
-  username: string;
-  display_name: string;
-  group_key: string;
-  roles: Principal['roles'];
+interface SessionRow extends PrincipalRow {
   idle_ms: number;
 }
 
@@ -52,16 +46,8 @@ export async function findSession(pool: Pool, token: string): Promise<Principal 
   const row = rows[0];
   if (!row) return null;
   if (row.idle_ms > TOUCH_AFTER_MS) await pool.query('UPDATE sessions SET last_seen_at = now() WHERE id = $1', [id]);
-  return {
-    userId: row.user_id,
-    schoolId: row.school_id,
-    username: row.username,
-    displayName: row.display_name,
-    groupKey: row.group_key,
-    roles: row.roles,
-    via: 'session',
-    sessionToken: token,
-  };
+  return principalFromRow(row, 'session', token);
+
 }
 
 export async function deleteSession(pool: Pool, token: string): Promise<void> {
