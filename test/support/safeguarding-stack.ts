@@ -63,32 +63,22 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
   const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-safeguarding-'));
   const accessLog = new AccessLogWriter({ pool: h.db.pool, spoolDir, log, flushIntervalMs: 10 });
   await accessLog.start();
+  // Both channels retry on a fast clock so tests see several attempts in a second or two.
+  const delivery = {
+    pool: h.db.pool,
+    log,
+    adminBaseUrl: `http://127.0.0.1:${adminPort}`,
+    baseDelayMs: 100,
+    maxDelayMs: 400,
+    timeoutMs: 2_000,
+    pollMs: 50,
+  };
   const webhook = options.webhookUrl
-    ? new WebhookDelivery({
-        pool: h.db.pool,
-        url: options.webhookUrl,
-        log,
-        maxAttempts: options.webhookMaxAttempts ?? 5,
-        adminBaseUrl: `http://127.0.0.1:${adminPort}`,
-        baseDelayMs: 100,
-        maxDelayMs: 400,
-        timeoutMs: 2_000,
-        pollMs: 50,
-      })
+    ? new WebhookDelivery({ ...delivery, url: options.webhookUrl, maxAttempts: options.webhookMaxAttempts ?? 5 })
     : undefined;
   webhook?.start();
   const email = options.email
-    ? new EmailDelivery({
-        pool: h.db.pool,
-        email: options.email,
-        log,
-        maxAttempts: options.emailMaxAttempts ?? 5,
-        adminBaseUrl: `http://127.0.0.1:${adminPort}`,
-        baseDelayMs: 100,
-        maxDelayMs: 400,
-        timeoutMs: 2_000,
-        pollMs: 50,
-      })
+    ? new EmailDelivery({ ...delivery, email: options.email, maxAttempts: options.emailMaxAttempts ?? 5 })
     : undefined;
   email?.start();
   const alerts = new AlertRecorder({
