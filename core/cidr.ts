@@ -25,19 +25,54 @@ export function unmapIpv4(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
+/** The dotted-quad IPv4 address as an unsigned 32-bit number, or -1 when it is not one. */
+function ipv4ToNumber(address: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits > 0 && octet === 0)) {
+      octet = octet * 10 + (c - 48);
+      if (octet > 255) return -1;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  return dots === 3 && digits > 0 ? value * 256 + octet : -1;
+}
+
+// Dotted-quad IPv4 addresses are checked with arithmetic: this runs on every connection and
+// every request, and node:net's BlockList builds a SocketAddress object for each check.
+// Everything else goes to a BlockList holding every range, as before.
 export class CidrSet {
+  private readonly ipv4: Array<{ first: number; last: number }> = [];
   private readonly list = new net.BlockList();
   readonly size: number;
 
   constructor(cidrs: readonly Cidr[]) {
-    for (const c of cidrs) this.list.addSubnet(c.address, c.prefix, c.family);
+    for (const c of cidrs) {
+      this.list.addSubnet(c.address, c.prefix, c.family);
+      if (c.family === 'ipv4') {
+        const span = 2 ** (32 - c.prefix);
+        const first = Math.floor(ipv4ToNumber(c.address) / span) * span;
+        this.ipv4.push({ first, last: first + span - 1 });
+      }
+    }
     this.size = cidrs.length;
   }
 
   has(address: string): boolean {
     const plain = unmapIpv4(address);
-    const version = net.isIP(plain);
-    if (version === 0) return false;
-    return this.list.check(plain, version === 4 ? 'ipv4' : 'ipv6');
+    const v4 = ipv4ToNumber(plain);
+    if (v4 >= 0) return this.ipv4.some((range) => v4 >= range.first && v4 <= range.last);
+    return net.isIPv6(plain) && this.list.check(plain, 'ipv6');
   }
 }

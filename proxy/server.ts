@@ -12,6 +12,7 @@ import type { Decision, Identity, RequestTarget } from '../core/policy/types.js'
 import { newBlockRef } from './block-ref.js';
 import type { ClientHelloPeek } from './client-hello.js';
 import { createDestinationGuard, systemResolve, type Resolve } from './destination-guard.js';
+import { cachingResolve } from './dns-cache.js';
 import { createForwarder } from './forward.js';
 import { blockPage, errorPage, notAProxyRequestPage, proxyAuthRequiredPage, sendHtml } from './pages.js';
 import { formatAuthority, parseConnectAuthority, parseHttpTarget } from './request-target.js';
@@ -63,6 +64,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const forwarder = createForwarder({ upstreamTimeoutMs: config.upstreamTimeoutMs, log });
   const tunnels = new Set<Socket>();
   const parent = config.upstreamProxy;
+  // The listening port is known once listen() has bound it (PROXY_PORT may be 0).
+  let ownPorts = [config.proxyPort, config.adminPort].filter((port) => port > 0);
 
   const server = http.createServer({
     maxHeaderSize: config.maxHeaderBytes,
@@ -79,13 +82,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const guard = createDestinationGuard({
     allowedPrivateDestinations: config.allowedPrivateDestinations,
     parentResolvesNames: parent !== undefined,
-    resolve: options.resolve ?? systemResolve,
+    resolve: options.resolve ?? cachingResolve(systemResolve),
     resolveTimeoutMs: config.upstreamTimeoutMs,
-    ownPorts: () => {
-      const address = server.address();
-      const listening = address !== null && typeof address === 'object' ? address.port : config.proxyPort;
-      return [listening, config.adminPort].filter((port) => port > 0);
-    },
+    ownPorts: () => ownPorts,
   });
   const adminBaseUrl = `http://${formatAuthority(config.publicHost, config.adminPort, 80)}`;
   const pacUrl = `${adminBaseUrl}/proxy.pac`;
@@ -169,10 +168,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const started = Date.now();
     const id = randomUUID();
     const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
-    const reqLog = log.child({ reqId: id, clientIp });
     const parsed = parseHttpTarget(req.url ?? '');
     if (!parsed.ok) {
-      reqLog.info({ url: req.url, reason: parsed.message }, 'bad request target');
+      log.info({ reqId: id, clientIp, url: req.url, reason: parsed.message }, 'bad request target');
       sendHtml(res, 400, parsed.originForm ? notAProxyRequestPage(proxyAddress, pacUrl) : errorPage('Bad request', parsed.message));
       return;
     }
@@ -210,7 +208,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           adminBaseUrl,
         }),
       );
-      reqLog.info({ host: target.host, blockRef }, 'blocked');
+      log.info({ reqId: id, clientIp, host: target.host, blockRef }, 'blocked');
       record(id, started, { ...base, status: 403, bytesIn: 0, bytesOut, blockRef });
       return;
     }
@@ -353,7 +351,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         server.once('error', reject);
         server.listen(config.proxyPort, config.proxyHost, () => {
           server.off('error', reject);
-          resolve(server.address() as AddressInfo);
+          const address = server.address() as AddressInfo;
+          ownPorts = [address.port, config.adminPort].filter((port) => port > 0);
+          resolve(address);
         });
       });
     },
@@ -366,7 +366,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       }, CLOSE_GRACE_MS);
       await closed;
       clearTimeout(grace);
-      forwarder.close();
+      await forwarder.close();
     },
   };
 }
