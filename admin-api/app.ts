@@ -40,6 +40,7 @@ import { proxyPacRoutes } from './routes/proxy-pac.js';
 import { reportPageRoutes } from './routes/report-pages.js';
 import { reportRoutes } from './routes/reports.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { searchTermRoutes } from './routes/search-terms.js';
 import { sessionRoutes } from './routes/session.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { unblockRequestRoutes } from './routes/unblock-requests.js';
@@ -53,7 +54,7 @@ export interface AdminAppOptions {
   log: Logger;
   policyStatus: () => PolicyStatus;
   /** Prometheus text exposition of the running process's counters. */
-  metrics: () => string;
+  metrics: () => Promise<string>;
   /** Sign-in attempts allowed per client address and per username; default 10 per 15 minutes. */
   loginRateLimit?: LoginRateLimit;
   /** The running proxy's policy snapshot, for "why is this blocked?"; without it one is compiled from the database. */
@@ -106,5 +107,6 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyIn
   await app.register(reportPageRoutes, { pool });
   await app.register(alertRoutes, { pool });
   await app.register(caseRoutes, { pool });
+  await app.register(searchTermRoutes, { pool });
   return app;
 }

@@ -1,32 +1,30 @@
 // `portcullis start`: the composition root. Opens the database (embedded by
 // default), prepares it, loads the lists and policy, and serves the proxy and
 // the admin API until SIGINT/SIGTERM, then shuts everything down in order.
+import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { startAccessLogMaintenance } from '../access-log/maintenance.js';
-import { AccessLogWriter } from '../access-log/writer.js';
+import { gatherStraySpools, spoolRoot } from '../access-log/spool-folders.js';
+import type { AccessLogWriter } from '../access-log/writer.js';
 import { buildAdminApp } from '../admin-api/app.js';
-import { importBlocklists } from '../blocklists/import.js';
 import { loadListEntries } from '../blocklists/load.js';
 import { MatcherBuilder } from '../blocklists/matcher.js';
+import { importBlocklists } from '../blocklists/import.js';
 import { ensureFirstAdmin } from '../core/admin-account.js';
 import { prepareDatabase } from '../core/bootstrap.js';
 import type { Config } from '../core/config.js';
 import { openDatabase } from '../core/database.js';
 import type { Pool } from '../core/db.js';
 import { createLogger, type Logger } from '../core/logger.js';
-import { renderPrometheus } from '../core/metrics.js';
+import { renderPrometheus, type MetricSample } from '../core/metrics.js';
 import { defaultListsFile } from '../core/paths.js';
 import type { CategoryLookup } from '../core/policy/types.js';
-import { createProxyPolicy } from '../core/policy/proxy-policy.js';
 import { PolicyStore } from '../core/policy/store.js';
-import { createIdentifier } from '../proxy/identify.js';
-import { createProxyServer } from '../proxy/server.js';
 import { formatAuthority } from '../proxy/request-target.js';
-import { AlertDetector } from '../safeguarding/alert-detector.js';
-import { AlertRecorder, fanOutRecorder } from '../safeguarding/alert-recorder.js';
 import { EmailDelivery } from '../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../safeguarding/webhook-delivery.js';
+import { runProxyWorker, startProxyWorkers } from './cluster.js';
+import { startProxyRuntime } from './proxy-runtime.js';
 
 export interface RunningPortcullis {
   proxyAddress: AddressInfo;
@@ -58,7 +56,15 @@ async function importDefaultListsOnce(pool: Pool, log: Logger): Promise<void> {
   log.info({ domains: summary.domains, urls: summary.urls, ms: summary.durationMs }, 'bundled lists imported');
 }
 
-export async function startPortcullis(config: Config, log: Logger): Promise<RunningPortcullis> {
+/** Everything in this process (tests, and PROXY_WORKERS=1). */
+export function startPortcullis(config: Config, log: Logger): Promise<RunningPortcullis>;
+/** The proxy in config.proxyWorkers cluster workers: only for the real command, never inside a test runner. */
+export function startPortcullis(config: Config, log: Logger, options: { cluster: true }): Promise<Omit<RunningPortcullis, 'accessLog'>>;
+export async function startPortcullis(
+  config: Config,
+  log: Logger,
+  options: { cluster?: boolean } = {},
+): Promise<RunningPortcullis | Omit<RunningPortcullis, 'accessLog'>> {
   const db = await openDatabase(config, log);
   const closers: Array<() => Promise<void>> = [() => db.close()];
   const stopAll = async () => {
@@ -78,17 +84,6 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
     }
     await importDefaultListsOnce(db.pool, log);
 
-    const policy = await PolicyStore.start({ pool: db.pool, schoolId, log, buildLists: () => buildLists(db.pool, log) });
-    closers.push(() => policy.close());
-    const identifier = createIdentifier({
-      pool: db.pool,
-      mode: config.proxyAuth,
-      snapshotSource: () => policy.current,
-      log,
-    });
-    const accessLog = new AccessLogWriter({ pool: db.pool, spoolDir: path.join(config.dataDir, 'spool'), log });
-    await accessLog.start();
-    closers.push(() => accessLog.close());
     const adminBaseUrl = `http://${formatAuthority(config.publicHost, config.adminPort, 80)}`;
     const webhook =
       config.alertWebhookUrl === undefined
@@ -118,33 +113,43 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
       email.start();
       closers.push(() => email.stop());
     }
-    // Alerts are detected beside the log writer, from the same events, off the request path.
-    const alerts = new AlertRecorder({
-      pool: db.pool,
-      schoolId,
-      detector: new AlertDetector({
-        repeatedBlocks: config.alertRepeatedBlocks,
-        repeatedBlocksWindowMs: config.alertRepeatedBlocksWindowMinutes * 60_000,
-      }),
-      log: log.child({ component: 'alerts' }),
-      webhook: webhook !== undefined,
-      email: email !== undefined,
-      onRaised: () => {
-        webhook?.poke();
-        email?.poke();
-      },
-    });
-    closers.push(() => alerts.close());
     const maintenance = startAccessLogMaintenance({ pool: db.pool, log, retentionDays: config.logRetentionDays });
     closers.push(async () => maintenance.stop());
-    const proxy = createProxyServer({
-      config,
-      policy: createProxyPolicy({ store: policy, identifier }),
-      recorder: fanOutRecorder([accessLog, alerts], log),
-      log: log.child({ component: 'proxy' }),
-    });
-    const proxyAddress = await proxy.listen();
-    closers.push(() => proxy.close());
+    const onAlertRaised = (): void => {
+      webhook?.poke();
+      email?.poke();
+    };
+    const delivery = { webhook: webhook !== undefined, email: email !== undefined };
+    await gatherStraySpools(config.dataDir, options.cluster ? config.proxyWorkers : 1);
+    let proxyAddress: AddressInfo;
+    let policy: PolicyStore;
+    let metrics: () => Promise<MetricSample[]>;
+    let accessLog: AccessLogWriter | undefined;
+    if (options.cluster) {
+      const workers = await startProxyWorkers({ count: config.proxyWorkers, databaseUrl: db.connectionString, log, onAlertRaised });
+      closers.push(() => workers.stop());
+      proxyAddress = workers.address;
+      metrics = () => workers.metrics();
+      // The admin API's "why is this blocked?" and status read a snapshot of their own.
+      policy = await PolicyStore.start({ pool: db.pool, schoolId, log, buildLists: () => buildLists(db.pool, log) });
+      closers.push(() => policy.close());
+    } else {
+      const runtime = await startProxyRuntime({
+        config,
+        pool: db.pool,
+        schoolId,
+        log,
+        spoolDir: spoolRoot(config.dataDir),
+        buildLists: () => buildLists(db.pool, log),
+        delivery,
+        onAlertRaised,
+      });
+      closers.push(() => runtime.stop());
+      proxyAddress = runtime.address;
+      policy = runtime.policy;
+      accessLog = runtime.accessLog;
+      metrics = async () => runtime.accessLog.metrics();
+    }
 
     const app = await buildAdminApp({
       config,
@@ -152,7 +157,7 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
       log,
       policyStatus: () => policy.status(),
       policySnapshot: () => policy.current,
-      metrics: () => renderPrometheus(accessLog.metrics()),
+      metrics: async () => renderPrometheus(await metrics()),
     });
     await app.listen({ host: config.adminHost, port: config.adminPort });
     closers.push(() => app.close());
@@ -162,7 +167,7 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
       { proxy: `${proxyAddress.address}:${proxyAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}` },
       'Portcullis is running',
     );
-    return { proxyAddress, adminAddress, pool: db.pool, policy, accessLog, stop: stopAll };
+    return { proxyAddress, adminAddress, pool: db.pool, policy, ...(accessLog && { accessLog }), stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -171,7 +176,8 @@ export async function startPortcullis(config: Config, log: Logger): Promise<Runn
 
 export async function startCommand(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
-  const running = await startPortcullis(config, log);
+  if (cluster.isWorker) return runProxyWorker({ config, log, buildLists });
+  const running = config.proxyWorkers > 1 ? await startPortcullis(config, log, { cluster: true }) : await startPortcullis(config, log);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       log.info({ signal }, 'shutting down');

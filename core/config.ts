@@ -1,5 +1,6 @@
 // Settings come from environment variables only, validated once at start-up.
 // A bad value stops start-up with a message naming the variable.
+import os from 'node:os';
 import path from 'node:path';
 import { parseCidr, type Cidr } from './cidr.js';
 
@@ -47,6 +48,8 @@ export interface Config {
   alertEmailMaxAttempts: number;
   /** An accidental-access report this soon after the block marks the visit as self-reported. */
   selfReportWindowMinutes: number;
+  /** Proxy processes serving PROXY_PORT (node:cluster); 1 runs everything in one process. */
+  proxyWorkers: number;
 }
 
 export interface AlertEmailConfig {
@@ -253,5 +256,6 @@ export function loadConfig(env: Env = process.env): Config {
     alertEmail: alertEmail(env),
     alertEmailMaxAttempts: wholeNumberInRange(env, 'ALERT_EMAIL_MAX_ATTEMPTS', 8, 1, 50),
     selfReportWindowMinutes: wholeNumberInRange(env, 'SELF_REPORT_WINDOW_MINUTES', 10, 1, 1440),
+    proxyWorkers: read(env, 'PROXY_WORKERS') === 'auto' ? os.availableParallelism() : wholeNumberInRange(env, 'PROXY_WORKERS', os.availableParallelism(), 1, 64),
   };
 }

@@ -12,6 +12,8 @@ import type { Logger } from './logger.js';
 
 export interface OpenDatabase {
   pool: Pool;
+  /** For other processes of this deployment (cluster workers) to connect with. */
+  connectionString: string;
   /** True when this process started the embedded Postgres and will stop it. */
   ownsEmbeddedServer: boolean;
   close(): Promise<void>;
@@ -38,18 +40,19 @@ async function runningEmbeddedUrl(config: Config): Promise<string | undefined> {
 export async function openDatabase(config: Config, log: Logger, poolSize = 10): Promise<OpenDatabase> {
   if (config.databaseUrl) {
     const pool = createPool(config.databaseUrl, log, poolSize);
-    return { pool, ownsEmbeddedServer: false, close: () => pool.end() };
+    return { pool, connectionString: config.databaseUrl, ownsEmbeddedServer: false, close: () => pool.end() };
   }
   const running = await runningEmbeddedUrl(config);
   if (running) {
     const pool = createPool(running, log, poolSize);
-    return { pool, ownsEmbeddedServer: false, close: () => pool.end() };
+    return { pool, connectionString: running, ownsEmbeddedServer: false, close: () => pool.end() };
   }
   log.info({ dataDir: config.dataDir, port: config.embeddedPgPort }, 'starting embedded Postgres');
   const server = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort });
   const pool = createPool(server.connectionString, log, poolSize);
   return {
     pool,
+    connectionString: server.connectionString,
     ownsEmbeddedServer: true,
     async close() {
       await pool.end();

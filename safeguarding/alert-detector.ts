@@ -1,17 +1,30 @@
 // Which access events should alert the DSL, decided in memory from the event
 // alone and a little state: any hit on an illegal-content category, any
-// request to a monitored category, and a person's blocked requests reaching
-// a threshold within a window. Synchronous and bounded: it runs on the
+// request to a monitored category, a person's blocked requests reaching
+// a threshold within a window, and a plain-HTTP search for one of the DSL's
+// safeguarding search terms. Synchronous and bounded: it runs on the
 // access-log path and must cost the proxy nothing noticeable.
 //
-// One trigger, one alert: the same person and host (illegal, monitored) is
-// not raised again for SUPPRESS_MS, and a repeated-blocks alert starts the
-// person's count afresh. The dedupe key also goes to the database, whose
-// unique index stops a second process raising the same trigger.
+// One trigger, one alert: the same person and host (illegal, monitored) or
+// the same person and search term is not raised again for SUPPRESS_MS, and a
+// repeated-blocks alert starts the person's count afresh. The dedupe key also
+// goes to the database, whose unique index stops a second process raising
+// the same trigger.
+//
+// A search-term alert's summary names the person, each term's theme, the
+// term itself (a word from the DSL's own list) and the host, never the text
+// the person typed: the summary travels by webhook and email, often to
+// systems outside the school's control, and the full search stays in the
+// access log (the alert links its row), read through the audited history
+// routes.
 import { LRUCache } from 'lru-cache';
 import type { AccessEvent } from '../proxy/types.js';
+import type { SearchTermSource } from './search-term-loader.js';
+import { THEME_LABELS, type SearchTerm } from './search-terms.js';
+import { searchTextOf } from './search-text.js';
 
-export type AlertKind = 'illegal_content' | 'monitored_category' | 'repeated_blocks';
+export const ALERT_KINDS = ['illegal_content', 'monitored_category', 'repeated_blocks', 'search_term'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export interface AlertCandidate {
   kind: AlertKind;
@@ -53,7 +66,10 @@ export class AlertDetector {
   private readonly fired = new LRUCache<string, number>({ max: MEMORY, ttl: SUPPRESS_MS });
   private readonly recentBlocks = new LRUCache<string, RecentBlock[]>({ max: MEMORY });
 
-  constructor(private readonly thresholds: AlertThresholds) {}
+  constructor(
+    private readonly thresholds: AlertThresholds,
+    private readonly searchTerms: SearchTermSource,
+  ) {}
 
   inspect(event: AccessEvent): AlertCandidate[] {
     const found: AlertCandidate[] = [];
@@ -85,7 +101,23 @@ export class AlertDetector {
       const repeated = this.countBlock(who, event);
       if (repeated) found.push({ ...base, ...repeated });
     }
+    const searched = this.searchTermsIn(event);
+    if (searched.length > 0) {
+      const key = `search:${who}:${searched.map((t) => t.id).join(',')}`;
+      const terms = searched.map((t) => `${THEME_LABELS[t.theme]} ("${t.term}")`).join(', ');
+      found.push({ ...base, kind: 'search_term', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} searched ${event.host} for ${searched.length > 1 ? 'safeguarding terms' : 'a safeguarding term'}: ${terms}` });
+    }
     return found;
+  }
+
+  /** The terms in the event's search not already raised for this person; one alert names them all. */
+  private searchTermsIn(event: AccessEvent): SearchTerm[] {
+    const list = this.searchTerms.current;
+    if (list.size === 0 || event.path === null) return [];
+    const text = searchTextOf(event.path);
+    if (text === undefined) return [];
+    const who = whoOf(event);
+    return list.match(text).filter((term) => this.firstTime(`search:${who}:${term.id}`, event));
   }
 
   private firstTime(key: string, event: AccessEvent): boolean {

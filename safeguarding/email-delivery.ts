@@ -25,6 +25,7 @@ const KIND_LABELS: Record<string, string> = {
   illegal_content: 'Illegal content',
   monitored_category: 'Monitored category',
   repeated_blocks: 'Repeated blocked requests',
+  search_term: 'Safeguarding search term',
 };
 
 export interface AlertEmail {

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { inTransaction, type Pool, type PoolClient } from '../../core/db.js';
+import { ALERT_KINDS } from '../../safeguarding/alert-detector.js';
 import { appendAudit } from '../audit.js';
 import { actorOf, principalOf } from '../auth/principal.js';
 import { decodeCursor, Page, pageLimit, pageOf, PageQuery } from '../pagination.js';
@@ -13,7 +14,7 @@ import { IdParams, Text } from '../schemas.js';
 
 const Alert = Type.Object({
   id: Type.Integer(),
-  kind: Type.Enum(['illegal_content', 'monitored_category', 'repeated_blocks']),
+  kind: Type.Enum(ALERT_KINDS),
   raisedAt: Type.String({ format: 'date-time' }),
   username: Type.Union([Type.String(), Type.Null()], { description: 'null: the proxy could not identify the person' }),
   clientIp: Type.String(),
@@ -92,7 +93,7 @@ async function findAlert(db: Pool | PoolClient, schoolId: number, id: number): P
 const ListQuery = Type.Object({
   ...PageQuery,
   acknowledged: Type.Optional(Type.Boolean({ description: 'omitted: both' })),
-  kind: Type.Optional(Type.Enum(['illegal_content', 'monitored_category', 'repeated_blocks'])),
+  kind: Type.Optional(Type.Enum(ALERT_KINDS)),
 });
 
 export const alertRoutes: FastifyPluginAsyncTypebox<{ pool: Pool }> = async (app, { pool }) => {

@@ -2,10 +2,10 @@
 // IT admin or a scraper holding an IT admin's bearer token.
 import type { FastifyPluginAsync } from 'fastify';
 
-export const metricsRoutes: FastifyPluginAsync<{ metrics: () => string }> = async (app, opts) => {
+export const metricsRoutes: FastifyPluginAsync<{ metrics: () => Promise<string> }> = async (app, opts) => {
   app.get(
     '/metrics',
     { config: { access: ['it_admin'] }, schema: { tags: ['system'], summary: 'Prometheus metrics (text exposition format)' } },
-    async (_req, reply) => reply.type('text/plain; version=0.0.4').send(opts.metrics()),
+    async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await opts.metrics()),
   );
 };

@@ -61,7 +61,7 @@ beforeAll(async () => {
     pool: h.db.pool,
     log: createLogger('silent'),
     policyStatus: () => store.status(),
-    metrics: () => '',
+    metrics: async () => '',
     policySnapshot: () => store.current,
     blocklistUploadLimitBytes: UPLOAD_LIMIT,
   });

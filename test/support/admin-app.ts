@@ -39,7 +39,7 @@ export async function startAdminHarness(options: { loginRateLimit?: LoginRateLim
     pool: db.pool,
     log: createLogger('silent'),
     policyStatus: () => ({ version: 1, loadedAt: new Date(0).toISOString(), domains: 0, urls: 0 }),
-    metrics: () => 'portcullis_requests_total 0\n',
+    metrics: async () => 'portcullis_requests_total 0\n',
     // Generous by default so that signing in many times in one file is not refused.
     loginRateLimit: options.loginRateLimit ?? { max: 1000, windowMs: 60_000 },
   });

@@ -18,6 +18,7 @@ import { createIdentifier } from '../../proxy/identify.js';
 import { createProxyServer, type ProxyServer } from '../../proxy/server.js';
 import { AlertDetector } from '../../safeguarding/alert-detector.js';
 import { AlertRecorder, fanOutRecorder } from '../../safeguarding/alert-recorder.js';
+import { SearchTermLoader } from '../../safeguarding/search-term-loader.js';
 import type { AlertEmailConfig } from '../../core/config.js';
 import { EmailDelivery } from '../../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../../safeguarding/webhook-delivery.js';
@@ -29,6 +30,8 @@ export interface SafeguardingStack {
   adminBaseUrl: string;
   proxyPort: number;
   store: PolicyStore;
+  /** The running proxy's search terms, reloaded as cli/start.ts does. */
+  searchTerms: SearchTermLoader;
   /** Basic credentials for the proxy, as a browser sends them. */
   proxyAuth(username: string): string;
   /** Adds list entries for a category (and reloads the policy). */
@@ -81,10 +84,11 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
     ? new EmailDelivery({ ...delivery, email: options.email, maxAttempts: options.emailMaxAttempts ?? 5 })
     : undefined;
   email?.start();
+  const searchTerms = await SearchTermLoader.start({ pool: h.db.pool, schoolId: h.schoolId, log, changes: store });
   const alerts = new AlertRecorder({
     pool: h.db.pool,
     schoolId: h.schoolId,
-    detector: new AlertDetector({ repeatedBlocks: options.repeatedBlocks ?? 3, repeatedBlocksWindowMs: 60_000 }),
+    detector: new AlertDetector({ repeatedBlocks: options.repeatedBlocks ?? 3, repeatedBlocksWindowMs: 60_000 }, searchTerms),
     log,
     webhook: webhook !== undefined,
     email: email !== undefined,
@@ -109,6 +113,7 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
     adminBaseUrl: `http://127.0.0.1:${adminPort}`,
     proxyPort,
     store,
+    searchTerms,
     proxyAuth: (username) => `Basic ${Buffer.from(`${username}:${PASSWORD}`).toString('base64')}`,
     async listHosts(category, hosts) {
       const reloaded = store.nextReload();
@@ -125,6 +130,7 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
       await webhook?.stop();
       await email?.stop();
       await accessLog.close();
+      await searchTerms.close();
       await store.close();
       await h.close();
       await rm(spoolDir, { recursive: true, force: true });

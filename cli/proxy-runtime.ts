@@ -1,0 +1,90 @@
+// Everything one proxy process needs, composed: the policy (lists, rules,
+// identities, kept current by NOTIFY), identification, the access-log writer
+// with its own spool folder, safeguarding alert detection, and the listener.
+// `portcullis start` runs one of these in its own process when PROXY_WORKERS
+// is 1, and one per cluster worker otherwise (cli/cluster.ts).
+import type { AddressInfo } from 'node:net';
+import { AccessLogWriter } from '../access-log/writer.js';
+import type { Config } from '../core/config.js';
+import type { Pool } from '../core/db.js';
+import type { Logger } from '../core/logger.js';
+import type { CategoryLookup } from '../core/policy/types.js';
+import { createProxyPolicy } from '../core/policy/proxy-policy.js';
+import { PolicyStore } from '../core/policy/store.js';
+import { createIdentifier } from '../proxy/identify.js';
+import { createProxyServer } from '../proxy/server.js';
+import { AlertDetector } from '../safeguarding/alert-detector.js';
+import { AlertRecorder, fanOutRecorder } from '../safeguarding/alert-recorder.js';
+import { SearchTermLoader } from '../safeguarding/search-term-loader.js';
+
+export interface ProxyRuntimeOptions {
+  config: Config;
+  pool: Pool;
+  schoolId: number;
+  log: Logger;
+  /** This process's spool folder; one writer per folder. */
+  spoolDir: string;
+  buildLists: () => Promise<CategoryLookup>;
+  /** Which delivery channels are configured: new alerts start as pending on them. */
+  delivery: { webhook: boolean; email: boolean };
+  /** Called after an alert is stored, so that delivery can start at once. */
+  onAlertRaised: () => void;
+}
+
+export interface ProxyRuntime {
+  address: AddressInfo;
+  policy: PolicyStore;
+  accessLog: AccessLogWriter;
+  /** Stops accepting, lets requests in flight finish (briefly), then flushes the log. */
+  stop(): Promise<void>;
+}
+
+export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<ProxyRuntime> {
+  const { config, pool, schoolId, log } = options;
+  const closers: Array<() => Promise<void>> = [];
+  const stop = async (): Promise<void> => {
+    for (const close of closers.reverse()) {
+      await close().catch((err: unknown) => log.error({ err }, 'error during shutdown'));
+    }
+  };
+  try {
+    const policy = await PolicyStore.start({ pool, schoolId, log, buildLists: options.buildLists });
+    closers.push(() => policy.close());
+    const identifier = createIdentifier({ pool, mode: config.proxyAuth, snapshotSource: () => policy.current, log });
+    const accessLog = new AccessLogWriter({ pool, spoolDir: options.spoolDir, log });
+    await accessLog.start();
+    closers.push(() => accessLog.close());
+    // The DSL's search terms reload with the policy (their table notifies on its channel).
+    const searchTerms = await SearchTermLoader.start({ pool, schoolId, log, changes: policy });
+    closers.push(() => searchTerms.close());
+    // Alerts are detected beside the log writer, from the same events, off the request path.
+    const alerts = new AlertRecorder({
+      pool,
+      schoolId,
+      detector: new AlertDetector(
+        {
+          repeatedBlocks: config.alertRepeatedBlocks,
+          repeatedBlocksWindowMs: config.alertRepeatedBlocksWindowMinutes * 60_000,
+        },
+        searchTerms,
+      ),
+      log: log.child({ component: 'alerts' }),
+      webhook: options.delivery.webhook,
+      email: options.delivery.email,
+      onRaised: options.onAlertRaised,
+    });
+    closers.push(() => alerts.close());
+    const proxy = createProxyServer({
+      config,
+      policy: createProxyPolicy({ store: policy, identifier }),
+      recorder: fanOutRecorder([accessLog, alerts], log),
+      log: log.child({ component: 'proxy' }),
+    });
+    const address = await proxy.listen();
+    closers.push(() => proxy.close());
+    return { address, policy, accessLog, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
