@@ -1,4 +1,6 @@
-// The spool's line format: one AccessEvent as JSON, time as an ISO string.
+// The spool's line format before it held COPY rows: one AccessEvent as JSON,
+// time as an ISO string. Files left by an earlier version are still replayed;
+// eventToJsonLine is what wrote them (tests use it to make such files).
 import type { AccessEvent } from '../proxy/types.js';
 
 export function eventToJsonLine(event: AccessEvent): string {

@@ -1,11 +1,15 @@
 // Writes one batch of encoded access events to Postgres, exactly once.
 //
-// The batch is COPY'd into a session temp table, then moved with
-// INSERT ... ON CONFLICT (id, time) DO NOTHING, so an event that is written
-// again (replayed from the spool after a write that timed out but committed)
-// is skipped. The whole attempt has a deadline; past it the connection is
-// destroyed, which makes Postgres roll the transaction back if it had not
-// committed yet.
+// A batch of events never offered to Postgres before is COPY'd straight into
+// access_log: one statement, its own transaction. A batch that may have been
+// written already (replayed from the spool after a write that timed out but
+// committed), or a first write that meets a row with the same (id, time), is
+// COPY'd into a session temp table instead and moved with
+// INSERT ... ON CONFLICT (id, time) DO NOTHING, so those rows are skipped.
+// The direct path spares Postgres that INSERT ... SELECT, most of a batch's
+// work; the staging path is what makes a replay idempotent. The whole attempt
+// has a deadline; past it the connection is destroyed, which makes Postgres
+// roll the transaction back if it had not committed yet.
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
@@ -28,12 +32,14 @@ export function isDataError(err: unknown): boolean {
 const COLUMN_LIST = COPY_COLUMNS.join(', ');
 const STAGING_TABLE = `CREATE TEMP TABLE IF NOT EXISTS access_log_staging (LIKE access_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`;
 const COPY_INTO_STAGING = `COPY access_log_staging (${COLUMN_LIST}) FROM STDIN`;
-// The school is the group's: the proxy's identity carries the group, not the school.
 const MOVE_FROM_STAGING = `
-  INSERT INTO access_log (${COLUMN_LIST}, school_id)
-  SELECT ${COPY_COLUMNS.map((c) => `s.${c}`).join(', ')}, g.school_id
-  FROM access_log_staging s LEFT JOIN groups g ON g.id = s.group_id
+  INSERT INTO access_log (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM access_log_staging
   ON CONFLICT (id, time) DO NOTHING`;
+const COPY_INTO_LOG = `COPY access_log (${COLUMN_LIST}) FROM STDIN`;
+const UNIQUE_VIOLATION = '23505';
+
+/** Whether the rows of a batch may already be in access_log. */
+export type WriteKind = 'first' | 'again';
 
 export class PostgresSink {
   /** UTC days whose partition this process has seen to exist. */
@@ -47,7 +53,7 @@ export class PostgresSink {
   ) {}
 
   /** Writes `copyText` (COPY text lines for rows on `days`); resolves with the number of rows that were new. */
-  async write(copyText: string, days: ReadonlySet<string>): Promise<number> {
+  async write(copyText: string, days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new WriteTimeoutError(this.timeoutMs)), this.timeoutMs);
@@ -61,7 +67,7 @@ export class PostgresSink {
         connecting.then((late) => late.release(true), () => undefined);
         throw err;
       }
-      const work = this.writeWith(client, copyText, days);
+      const work = this.writeWith(client, copyText, days, kind);
       work.catch(() => undefined); // after a timeout its failure is already accounted for
       try {
         const inserted = await Promise.race([work, deadline]);
@@ -80,14 +86,22 @@ export class PostgresSink {
 
   /** Resolves once Postgres answers a trivial query within the deadline. */
   async ping(): Promise<void> {
-    await this.write('', new Set());
+    await this.write('', new Set(), 'again');
   }
 
-  private async writeWith(client: PoolClient, copyText: string, days: ReadonlySet<string>): Promise<number> {
+  private async writeWith(client: PoolClient, copyText: string, days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
     const missing = [...days].filter((d) => !this.knownDays.has(d));
     if (missing.length) {
       await client.query('SELECT access_log_ensure_partition(d) FROM unnest($1::date[]) AS d', [missing]);
       for (const d of missing) this.knownDays.add(d);
+    }
+    if (kind === 'first' && copyText !== '') {
+      try {
+        return await copy(client, COPY_INTO_LOG, copyText);
+      } catch (err) {
+        // The COPY was its own transaction and is rolled back; the session is usable.
+        if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
+      }
     }
     if (!this.withStaging.has(client)) {
       await client.query(STAGING_TABLE);
@@ -95,9 +109,16 @@ export class PostgresSink {
     }
     if (copyText === '') return 0;
     await client.query('BEGIN');
-    await pipeline(Readable.from([copyText]), client.query(copyStreams.from(COPY_INTO_STAGING)));
+    await copy(client, COPY_INTO_STAGING, copyText);
     const moved = await client.query(MOVE_FROM_STAGING);
     await client.query('COMMIT');
     return moved.rowCount ?? 0;
   }
+}
+
+/** Runs a COPY ... FROM STDIN with `text` as its data; resolves with the number of rows copied. */
+async function copy(client: PoolClient, statement: string, text: string): Promise<number> {
+  const stream = client.query(copyStreams.from(statement));
+  await pipeline(Readable.from([text]), stream);
+  return stream.rowCount ?? 0;
 }

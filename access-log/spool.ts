@@ -1,6 +1,7 @@
 // The local spool: where access events wait while Postgres cannot take them.
 //
-// Append-only files of JSON lines (spool-NNNNNNNNNNNN.jsonl) in one folder,
+// Append-only files of lines (spool-NNNNNNNNNNNN.jsonl: COPY rows, or JSON
+// events as earlier versions wrote them; the writer reads both) in one folder,
 // used by one writer at a time (spool.lock holds its pid). Appends are
 // synchronous writes to the page cache, so they keep program order and never
 // hold events in memory; sync() makes them durable (fdatasync) in batches.
@@ -178,9 +179,9 @@ export class Spool {
     appendFileSync(path.join(this.dir, `${name}.bad`), Buffer.concat([line, Buffer.from('\n')]), { mode: 0o600 });
   }
 
-  /** Keeps an event that Postgres could never accept, with the reason, in rejected.jsonl. */
-  rejectSync(reason: string, event: unknown): void {
-    appendFileSync(path.join(this.dir, 'rejected.jsonl'), `${JSON.stringify({ reason, event })}\n`, { mode: 0o600 });
+  /** Keeps what Postgres could never accept (an event, or its COPY row), with the reason, in rejected.jsonl. */
+  rejectSync(reason: string, kept: { event: unknown } | { row: string }): void {
+    appendFileSync(path.join(this.dir, 'rejected.jsonl'), `${JSON.stringify({ reason, ...kept })}\n`, { mode: 0o600 });
   }
 
   /** Removes a sealed file once every line in it has been replayed or set aside. */

@@ -1,12 +1,17 @@
 // The access-log writer: the proxy's AccessRecorder.
 //
-// record() appends to a bounded in-memory queue and returns; a drain loop
-// writes the queue to Postgres in batches (PostgresSink). When Postgres fails
-// or is too slow, batches go to the local spool instead, and so does every
-// event recorded while the queue is full, so memory stays bounded however
-// long the outage. Postgres is retried with back-off; once it answers, the
-// spool is replayed in order, each event exactly once (ids make a replay
-// idempotent), and each replayed file is removed.
+// record() encodes the event as a COPY row and appends it to a bounded
+// in-memory queue; a drain loop writes the queue to Postgres in batches
+// (PostgresSink). The queue holds each event as one flat string, not the
+// event's objects: at tens of thousands of events a second, what waits in
+// the queue is copied by every young-generation GC, and that copying cost
+// more CPU than the encoding. When Postgres fails or is too slow, batches go
+// to the local spool instead (as COPY rows), and so does every event recorded
+// while the queue is full, so memory stays bounded however long the outage.
+// Postgres is retried with back-off; once it answers, the spool is replayed
+// in order, each event exactly once (ids make a replay idempotent), and each
+// replayed file is removed. Spool files of earlier versions (JSON events)
+// are replayed too.
 //
 // Nothing is lost silently: an event Postgres could never accept goes to
 // spool/rejected.jsonl, a spool line that cannot be read goes to
@@ -16,9 +21,10 @@ import { inspect } from 'node:util';
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import type { AccessEvent, AccessRecorder } from '../proxy/types.js';
-import { encodeAccessEvent, type EncodedAccessEvent } from './copy-row.js';
-import { eventFromJsonLine, eventToJsonLine } from './event-json.js';
+import { encodeAccessEvent, encodedFromSpoolLine, encodedToSpoolLine, type EncodedAccessEvent } from './copy-row.js';
+import { eventFromJsonLine } from './event-json.js';
 import type { MetricSample } from '../core/metrics.js';
+import { GroupSchools } from './group-schools.js';
 import { isDataError, PostgresSink } from './postgres-sink.js';
 import { Spool, type SpoolLine } from './spool.js';
 
@@ -61,20 +67,18 @@ export interface AccessLogCounters {
   dropped: number;
 }
 
-/** One row ready for COPY, with what is needed to set it aside if Postgres refuses it. */
-interface PendingRow {
-  row: EncodedAccessEvent;
-  event: AccessEvent;
-  /** Where a replayed row came from. */
+/** One row ready for COPY; a replayed one knows its spool line, to set it aside if Postgres refuses it. */
+interface PendingRow extends EncodedAccessEvent {
   origin?: SpoolLine;
 }
 
 export class AccessLogWriter implements AccessRecorder {
-  private queue: AccessEvent[] = [];
+  private queue: EncodedAccessEvent[] = [];
   private readonly counts: AccessLogCounters = {
     queued: 0, written: 0, duplicates: 0, spooled: 0, replayed: 0, rejected: 0, badSpoolLines: 0, dropped: 0,
   };
   private readonly sink: PostgresSink;
+  private readonly groupSchools: GroupSchools;
   private readonly batchSize: number;
   private readonly writeConcurrency: number;
   private readonly flushIntervalMs: number;
@@ -98,6 +102,7 @@ export class AccessLogWriter implements AccessRecorder {
 
   constructor(private readonly options: AccessLogWriterOptions) {
     this.sink = new PostgresSink(options.pool, options.writeTimeoutMs ?? 5_000);
+    this.groupSchools = new GroupSchools(options.pool);
     this.batchSize = options.batchSize ?? 5_000;
     this.writeConcurrency = options.writeConcurrency ?? 2;
     this.flushIntervalMs = options.flushIntervalMs ?? 50;
@@ -117,14 +122,21 @@ export class AccessLogWriter implements AccessRecorder {
   }
 
   record(event: AccessEvent): void {
+    this.counts.queued++;
+    let row: EncodedAccessEvent;
     try {
-      this.counts.queued++;
+      row = encodeAccessEvent(event);
+    } catch (err) {
+      this.reject({ event }, (err as Error).message, event?.id);
+      return;
+    }
+    try {
       // After close() nothing drains the queue: the spool keeps the event for the next start.
       if (this.queue.length < this.queueCap && !this.closed) {
-        this.queue.push(event);
-        if (this.queue.length >= this.batchSize) this.wake();
+        this.queue.push(row);
+        if (this.queue.length === this.batchSize) this.wake();
       } else {
-        this.spoolEvents([event]);
+        this.spoolRows([row]);
       }
     } catch (err) {
       this.counts.dropped++;
@@ -180,7 +192,7 @@ export class AccessLogWriter implements AccessRecorder {
     await this.draining;
     if (this.postgresUp) await this.writeQueued();
     this.closed = true;
-    if (this.queue.length) this.spoolEvents(this.take(this.queue.length));
+    if (this.queue.length) this.spoolRows(this.take(this.queue.length));
     await this.spool?.close();
     this.log.info({ ...this.counts, spoolBytes: this.spoolBytes }, 'access log writer closed');
   }
@@ -200,7 +212,7 @@ export class AccessLogWriter implements AccessRecorder {
   private async drainOnce(): Promise<void> {
     if (!this.postgresUp && Date.now() >= this.nextRetryAt) await this.probe();
     if (this.postgresUp && (await this.writeQueued()) && this.spool!.hasPending) await this.replaySpool();
-    if (!this.postgresUp && this.queue.length) this.spoolEvents(this.take(this.queue.length));
+    if (!this.postgresUp && this.queue.length) this.spoolRows(this.take(this.queue.length));
     if (this.spoolNeedsSync) await this.syncSpool();
   }
 
@@ -222,7 +234,7 @@ export class AccessLogWriter implements AccessRecorder {
     wakeUp?.();
   }
 
-  private take(n: number): AccessEvent[] {
+  private take(n: number): EncodedAccessEvent[] {
     if (n >= this.queue.length) {
       const all = this.queue;
       this.queue = [];
@@ -255,30 +267,18 @@ export class AccessLogWriter implements AccessRecorder {
   private async writeQueued(): Promise<boolean> {
     while (this.queue.length) {
       const batches: PendingRow[][] = [];
-      while (this.queue.length && batches.length < this.writeConcurrency) batches.push(this.encodeLive(this.take(this.batchSize)));
+      while (this.queue.length && batches.length < this.writeConcurrency) batches.push(this.take(this.batchSize));
       const results = await Promise.allSettled(batches.map((rows) => this.writeRows(rows)));
       let allWritten = true;
       results.forEach((result, i) => {
         if (result.status === 'fulfilled') return;
         if (allWritten) this.markDown(result.reason);
         allWritten = false;
-        this.spoolEvents(batches[i].map((r) => r.event));
+        this.spoolRows(batches[i]);
       });
       if (!allWritten) return false;
     }
     return true;
-  }
-
-  private encodeLive(events: AccessEvent[]): PendingRow[] {
-    const rows: PendingRow[] = [];
-    for (const event of events) {
-      try {
-        rows.push({ row: encodeAccessEvent(event), event });
-      } catch (err) {
-        this.reject(event, (err as Error).message);
-      }
-    }
-    return rows;
   }
 
   /**
@@ -288,7 +288,18 @@ export class AccessLogWriter implements AccessRecorder {
   private async writeRows(rows: PendingRow[]): Promise<void> {
     if (!rows.length) return;
     try {
-      const inserted = await this.sink.write(rows.map((r) => r.row.line).join(''), new Set(rows.map((r) => r.row.day)));
+      const groups = new Set<number>();
+      const days = new Set<string>();
+      for (const r of rows) {
+        groups.add(r.groupId);
+        days.add(r.day);
+      }
+      await this.groupSchools.load(groups);
+      let copyText = '';
+      for (const r of rows) copyText += this.groupSchools.copyText(r.groupId) + r.line;
+      // Only replayed rows can already be in access_log.
+      const kind = rows.some((r) => r.origin) ? 'again' : 'first';
+      const inserted = await this.sink.write(copyText, days, kind);
       this.counts.written += inserted;
       this.counts.duplicates += rows.length - inserted;
       for (const r of rows) if (r.origin) this.counts.replayed++;
@@ -309,41 +320,35 @@ export class AccessLogWriter implements AccessRecorder {
       this.setAsideSpoolLine(row.origin, `Postgres refused it: ${reason}`);
       this.counts.rejected++;
     } else {
-      this.reject(row.event, `Postgres refused it: ${reason}`);
+      const line = encodedToSpoolLine(row);
+      this.reject({ row: line }, `Postgres refused it: ${reason}`, line.slice(0, line.indexOf('\t')));
     }
   }
 
-  private reject(event: AccessEvent, reason: string): void {
+  /** Keeps what could not be written (the event, or its COPY row) in rejected.jsonl with the reason. */
+  private reject(kept: { event: AccessEvent } | { row: string }, reason: string, eventId: unknown): void {
     this.counts.rejected++;
     try {
-      this.spool!.rejectSync(reason, event);
-      this.log.error({ reason, eventId: event?.id, file: 'rejected.jsonl' }, 'access event rejected, kept in the spool folder');
+      this.spool!.rejectSync(reason, kept);
+      this.log.error({ reason, eventId, file: 'rejected.jsonl' }, 'access event rejected, kept in the spool folder');
     } catch (err) {
       this.counts.dropped++;
-      this.log.error({ reason, err: (err as Error).message, event: inspect(event) }, 'access event rejected and could not be kept');
+      this.log.error({ reason, err: (err as Error).message, kept: inspect(kept) }, 'access event rejected and could not be kept');
     }
   }
 
-  /** Appends events to the spool (durable at the next syncSpool). */
-  private spoolEvents(events: AccessEvent[]): void {
+  /** Appends rows to the spool (durable at the next syncSpool). */
+  private spoolRows(rows: EncodedAccessEvent[]): void {
+    if (!rows.length) return;
     let lines = '';
-    let count = 0;
-    for (const event of events) {
-      try {
-        lines += eventToJsonLine(event);
-        count++;
-      } catch (err) {
-        this.reject(event, `cannot be serialised: ${(err as Error).message}`);
-      }
-    }
-    if (!count) return;
+    for (const row of rows) lines += encodedToSpoolLine(row);
     try {
       this.spool!.appendSync(lines);
-      this.counts.spooled += count;
+      this.counts.spooled += rows.length;
       this.spoolNeedsSync = true;
     } catch (err) {
-      this.counts.dropped += count;
-      this.log.error({ err: (err as Error).message, events: count }, 'access events lost: the spool could not be written');
+      this.counts.dropped += rows.length;
+      this.log.error({ err: (err as Error).message, events: rows.length }, 'access events lost: the spool could not be written');
     }
   }
 
@@ -389,11 +394,11 @@ export class AccessLogWriter implements AccessRecorder {
     };
     for await (const lines of this.spool!.readLines(file, progress.offset, progress.line)) {
       for (const line of lines) {
-        let event: AccessEvent;
         let row: EncodedAccessEvent;
         try {
-          event = eventFromJsonLine(line.bytes.toString('utf8'));
-          row = encodeAccessEvent(event);
+          const text = line.bytes.toString('utf8');
+          // A JSON event is a line from an earlier version's spool.
+          row = text.startsWith('{') ? encodeAccessEvent(eventFromJsonLine(text)) : encodedFromSpoolLine(text);
         } catch (err) {
           // A line set aside before a failed batch is met again when the file is re-read.
           if (line.offset >= progress.setAsideThrough) {
@@ -403,7 +408,7 @@ export class AccessLogWriter implements AccessRecorder {
           }
           continue;
         }
-        batch.push({ row, event, origin: line });
+        batch.push({ line: row.line, groupId: row.groupId, day: row.day, origin: line });
         if (batch.length < this.batchSize) continue;
         // Live events keep flowing while a long spool is replayed.
         if (!(await flush()) || this.closing || !(await this.writeQueued())) return false;

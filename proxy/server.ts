@@ -1,9 +1,9 @@
 // The proxy listener: for each request it parses the target, identifies the
 // user, asks the policy, and then blocks, forwards (plain HTTP) or tunnels
 // (CONNECT). Every request that gets as far as a decision is recorded once.
-import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { newEventId } from '../access-log/event-id.js';
 import { normaliseHost } from '../blocklists/host.js';
 import { CidrSet, unmapIpv4 } from '../core/cidr.js';
 import type { Config } from '../core/config.js';
@@ -166,7 +166,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
-    const id = randomUUID();
+    const id = newEventId();
     const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
     const parsed = parseHttpTarget(req.url ?? '');
     if (!parsed.ok) {
@@ -233,7 +233,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   async function handleConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const started = Date.now();
-    const id = randomUUID();
+    const id = newEventId();
     const clientIp = unmapIpv4(socket.remoteAddress ?? '');
     const reqLog = log.child({ reqId: id, clientIp });
     const parsed = parseConnectAuthority(req.url ?? '');

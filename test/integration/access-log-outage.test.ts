@@ -4,6 +4,7 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeAccessEvent, encodedToSpoolLine } from '../../access-log/copy-row.js';
 import { eventToJsonLine } from '../../access-log/event-json.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import { createPool, type Pool } from '../../core/db.js';
@@ -157,5 +158,37 @@ describe('access log writer when Postgres goes away', () => {
     expect(await readFile(path.join(dir, 'spool-000000000007.jsonl.bad'), 'utf8')).toBe(`${garbled}\n${truncated}\n`);
     expect(writer.counters()).toMatchObject({ replayed: 7, badSpoolLines: 2, written: 8, dropped: 0 });
     expect((await readdir(dir)).sort()).toEqual(['spool-000000000007.jsonl.bad']);
+  }, 60_000);
+
+  it('replays COPY rows and JSON events from one spool file, setting aside a cut-short row and one Postgres refuses', async () => {
+    const dir = path.join(dataDir, 'spool-rows');
+    await mkdir(dir, { recursive: true });
+    const rows = Array.from({ length: 4 }, () => accessEvent({ groupId: school.groupId }));
+    const json = Array.from({ length: 2 }, () => accessEvent({ groupId: school.groupId }));
+    const rowLine = (e: AccessEvent) => encodedToSpoolLine(encodeAccessEvent(e));
+    const cutShort = rowLine(accessEvent({ groupId: school.groupId })).split('\t').slice(0, 9).join('\t');
+    const refusedFields = rowLine(accessEvent({ groupId: school.groupId })).trimEnd().split('\t');
+    refusedFields[5] = 'not-an-ip'; // client_ip: the right shape, a value only Postgres checks
+    const refused = refusedFields.join('\t');
+    await writeFile(
+      path.join(dir, 'spool-000000000003.jsonl'),
+      `${rowLine(rows[0])}${eventToJsonLine(json[0])}${cutShort}\n${rowLine(rows[1])}${refused}\n${rowLine(rows[2])}${eventToJsonLine(json[1])}${rowLine(rows[3])}`,
+    );
+
+    const { log, lines } = capturingLogger();
+    const writer = newWriter('spool-rows', { log });
+    await writer.start();
+    await waitFor(() => writer.spoolBytes === 0, 10_000, 'the spool to be replayed');
+    await writer.close();
+
+    expect(await countStored([...rows, ...json])).toEqual({ rows: 6, distinct: 6 });
+    const stored = await pool.query('SELECT DISTINCT school_id FROM access_log WHERE id = ANY($1::uuid[])', [rows.map((e) => e.id)]);
+    expect(stored.rows).toEqual([{ school_id: school.schoolId }]);
+    const reports = lines.filter((l) => l.msg === 'access log spool line cannot be replayed; set aside');
+    expect(reports.map((r) => r.line)).toEqual([3, 5]);
+    expect(String(reports[0].reason)).toMatch(/columns/);
+    expect(String(reports[1].reason)).toMatch(/Postgres refused it/);
+    expect(await readFile(path.join(dir, 'spool-000000000003.jsonl.bad'), 'utf8')).toBe(`${cutShort}\n${refused}\n`);
+    expect(writer.counters()).toMatchObject({ replayed: 6, written: 6, badSpoolLines: 1, rejected: 1, dropped: 0 });
   }, 60_000);
 });

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderPrometheus } from '../../core/metrics.js';
+import { newEventId } from '../../access-log/event-id.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import type { AccessEvent } from '../../proxy/types.js';
 import { accessEvent, capturingLogger, seedSchool, waitFor, type SeededSchool } from '../support/access-events.js';
@@ -130,6 +131,26 @@ describe('AccessLogWriter', () => {
     expect(writer.counters()).toMatchObject({ queued: 1000, written: 500, duplicates: 500, dropped: 0 });
   });
 
+  it('makes time-ordered ids (UUIDv7) that Postgres sorts in the order they were made', async () => {
+    const start = Date.UTC(2026, 0, 5, 9, 0, 0);
+    // Several ids per millisecond, and milliseconds whose hex digits roll over.
+    const made = Array.from({ length: 3_000 }, (_, i) => ({ id: newEventId(start + Math.floor(i / 3) * 17), at: start + Math.floor(i / 3) * 17 }));
+    expect(new Set(made.map((m) => m.id)).size).toBe(made.length);
+    for (const { id } of made) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const writer = newWriter('v7');
+    await writer.start();
+    for (const m of made) writer.record(accessEvent({ groupId: school.groupId, id: m.id, time: new Date(m.at) }));
+    await writer.close();
+    const { rows } = await db.pool.query<{ id: string; ms: string }>(
+      'SELECT id::text, (extract(epoch FROM time) * 1000)::bigint AS ms FROM access_log WHERE id = ANY($1::uuid[]) ORDER BY id',
+      [made.map((m) => m.id)],
+    );
+    expect(rows).toHaveLength(made.length);
+    const times = rows.map((r) => Number(r.ms));
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(writer.counters()).toMatchObject({ written: made.length, duplicates: 0, rejected: 0 });
+  });
+
   it('creates the partition for a day that has none yet', async () => {
     const writer = newWriter('old-day');
     await writer.start();
@@ -160,7 +181,7 @@ describe('AccessLogWriter', () => {
       .map((l) => JSON.parse(l) as { reason: string; event: { id: string } });
     expect(kept.map((k) => [k.event.id, k.reason])).toEqual([
       [badIp.id, 'access event clientIp: "not-an-ip" is not an IP address'],
-      ['request-42', 'access event id: "request-42" is not a UUID (use crypto.randomUUID())'],
+      ['request-42', 'access event id: "request-42" is not a UUID (use newEventId())'],
       [nul.id, 'access event path: contains a NUL character'],
     ]);
     expect(lines.filter((l) => l.msg === 'access event rejected, kept in the spool folder')).toHaveLength(3);
