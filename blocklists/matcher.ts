@@ -2,8 +2,10 @@
 // or a host plus path (url entries). This is the proxy's hot path, so lookups
 // walk the host once from the right, hashing as they go, and probe a flat
 // open-addressing table at each label boundary: no substrings, no allocation.
-// All state lives in typed arrays so the structure can later be shared with
-// worker threads or saved to disk.
+// A lookup stops at the first suffix that is absent (a cache-sized presence
+// filter answers most of those without touching the table) or that has no
+// subdomains listed. All state lives in typed arrays, so a matcher built in a
+// worker thread moves to the main thread without a copy (MatcherParts).
 import type { CategoryLookup } from '../core/policy/types.js';
 import { normaliseHost } from './host.js';
 
@@ -16,14 +18,32 @@ const MAX_CATEGORY_ID = 0xffff;
 const MAX_VALUE = 0xffffff;
 /** Each host's bytes are preceded by [length, value (24 bits, little-endian)]. */
 const HEADER_BYTES = 4;
-const MAX_LOAD = 0.7;
-const INITIAL_SLOTS = 1024;
+/**
+ * Slots per host when the table is sized: misses (most lookups) scan from
+ * their slot to the next empty one, which is short at this load.
+ */
+const SIZING_LOAD = 0.5;
+/** Past this load the table grows (during a build only). */
+const MAX_LOAD = 0.75;
+const MIN_SLOTS = 1024;
+/** A host with listed subdomains also interns its parents as markers; this allows for them when sizing. */
+const MARKERS_PER_HOST = 0.25;
 /** For sizing the text buffer from an expected host count; UT1 domains average 17 bytes. */
-const TYPICAL_HOST_LENGTH = 20;
+const TYPICAL_HOST_LENGTH = 18;
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
+/** Bit 0 of a slot's stored hash says whether the host has longer hosts (subdomains) in the table. */
+const HAS_SUBDOMAINS = 1;
+const TWO_POW_31 = 2 ** 31;
+/**
+ * Presence filter bits per host: the filter (a blocked Bloom filter, two
+ * bits in one 32-bit word) is small enough to stay in the CPU cache, so most
+ * misses end there without touching the slot array in main memory (by the
+ * usual estimate a few per cent of absent hosts get through at this size).
+ */
+const FILTER_BITS_PER_HOST = 10;
 
-/** Spreads the FNV state over all 32 bits (murmur3's finaliser) so the low bits pick slots well. */
+/** Spreads the FNV state over all 32 bits (murmur3's finaliser). */
 function finishHash(state: number): number {
   let h = state ^ (state >>> 16);
   h = Math.imul(h, 0x85ebca6b);
@@ -33,37 +53,108 @@ function finishHash(state: number): number {
 }
 
 /**
+ * The slot where a hash's probe starts: its top 31 bits scaled to the slot
+ * count (so any count works, not only powers of two). Bit 0 is left out: it
+ * holds the HAS_SUBDOMAINS flag in stored hashes. Where the product exceeds
+ * 2^53 it rounds by far less than slotCount, so the result stays below it.
+ */
+function homeSlot(hash: number, slotCount: number): number {
+  return ((hash >>> 1) * slotCount) / TWO_POW_31 | 0;
+}
+
+function slotCountFor(hosts: number): number {
+  return Math.max(MIN_SLOTS, Math.ceil(hosts / SIZING_LOAD));
+}
+
+/**
+ * The filter's word for a hash: its low bits from bit 1 (bit 0 is not kept
+ * in stored hashes); the slot position comes from the top bits.
+ */
+function filterWord(hash: number, wordMask: number): number {
+  return (hash >>> 1) & wordMask;
+}
+
+/** The filter's two bits for a hash, from bits 22-31: apart from the word's bits while the filter has at most 2^21 words (6.7 M hosts). */
+function filterBits(hash: number): number {
+  return (1 << ((hash >>> 22) & 31)) | (1 << (hash >>> 27));
+}
+
+/** The typed arrays of one host table, as moved between threads. */
+export interface HostTableArrays {
+  /** [length, value (3 bytes)] then the host's text, for each host; offset 0 unused. */
+  bytes: Uint8Array;
+  /** Pairs [hash with HAS_SUBDOMAINS in bit 0, offset of the host's header in `bytes`]. */
+  slots: Int32Array;
+  /** Presence filter over the stored hashes; its length is a power of two. */
+  filter: Int32Array;
+  hostCount: number;
+}
+
+/**
  * A set of hostnames, each with a 24-bit value, closed under "parent domain":
  * interning "a.b.com" also interns "b.com" and "com" (value 0 unless set), so
- * a lookup walking a host from the right can stop at the first absent suffix.
+ * a lookup walking a host from the right can stop at the first absent suffix,
+ * and at the first host that has no subdomains in the table.
  */
 class HostTable {
   private bytes: Uint8Array;
   /** Offset 0 marks an empty slot, so the first header starts after it. */
   private byteLength = HEADER_BYTES;
-  /** Pairs [hash, offset of the host's header]; slot count is a power of two. */
   private slots: Int32Array;
-  private slotMask: number;
+  private slotCount: number;
+  /** Built by finish(); until then it has one word that lets everything through. */
+  private filter: Int32Array = new Int32Array([-1]);
+  private filterMask = 0;
   private hostCount = 0;
   /** Build time only: the offset of each host's parent domain (0 for a top-level label), by insertion order. */
   private parentOffsets: Int32Array | undefined;
 
   /**
    * Sized for `expectedHosts` up front when the caller knows it: each growth
-   * allocates a new buffer, and with a large JS heap V8 answers external
-   * memory growth with full garbage collections.
+   * copies or rehashes everything, and with a large JS heap V8 answers
+   * external memory growth with full garbage collections.
    */
-  constructor(expectedHosts: number) {
-    let slotCount = INITIAL_SLOTS;
-    while (slotCount * MAX_LOAD < expectedHosts) slotCount *= 2;
-    this.slots = new Int32Array(slotCount * 2);
-    this.slotMask = slotCount - 1;
-    this.bytes = new Uint8Array(Math.max(64 * 1024, expectedHosts * (HEADER_BYTES + TYPICAL_HOST_LENGTH)));
-    this.parentOffsets = new Int32Array(Math.max(INITIAL_SLOTS, expectedHosts));
+  static forBuild(expectedHosts: number): HostTable {
+    const hosts = Math.ceil(expectedHosts * (1 + MARKERS_PER_HOST));
+    const table = new HostTable(
+      new Uint8Array(Math.max(64 * 1024, hosts * (HEADER_BYTES + TYPICAL_HOST_LENGTH))),
+      new Int32Array(slotCountFor(hosts) * 2),
+      0,
+    );
+    table.parentOffsets = new Int32Array(Math.max(MIN_SLOTS, hosts));
+    return table;
+  }
+
+  /** A finished table from its arrays (as another thread's build sent them); the layout is checked, not the content. */
+  static fromArrays({ bytes, slots, filter, hostCount }: HostTableArrays): HostTable {
+    if (!(bytes instanceof Uint8Array) || !(slots instanceof Int32Array) || !(filter instanceof Int32Array) || !Number.isSafeInteger(hostCount)) {
+      throw new Error('host table arrays: expected a Uint8Array, two Int32Arrays and a host count');
+    }
+    const filterIsPowerOfTwo = filter.length > 0 && (filter.length & (filter.length - 1)) === 0;
+    if (slots.length < 2 || slots.length % 2 !== 0 || hostCount < 0 || hostCount >= slots.length / 2 || bytes.length < HEADER_BYTES || !filterIsPowerOfTwo) {
+      throw new Error('host table arrays: inconsistent sizes');
+    }
+    const table = new HostTable(bytes, slots, hostCount);
+    table.byteLength = bytes.length;
+    table.filter = filter;
+    table.filterMask = filter.length - 1;
+    return table;
+  }
+
+  private constructor(bytes: Uint8Array, slots: Int32Array, hostCount: number) {
+    this.bytes = bytes;
+    this.slots = slots;
+    this.slotCount = slots.length / 2;
+    this.hostCount = hostCount;
+  }
+
+  get arrays(): HostTableArrays {
+    if (this.parentOffsets !== undefined) throw new Error('host table is not finished');
+    return { bytes: this.bytes, slots: this.slots, filter: this.filter, hostCount: this.hostCount };
   }
 
   get memoryBytes(): number {
-    return this.bytes.byteLength + this.slots.byteLength;
+    return this.bytes.byteLength + this.slots.byteLength + this.filter.byteLength;
   }
 
   /** Bytes spent on the hosts' text alone (what a plain list would need). */
@@ -85,9 +176,15 @@ class HostTable {
 
   /**
    * The value of the longest suffix of `host` (on label boundaries, the whole
-   * host included) that is in the table; 0 when none is.
+   * host included) that is in the table; 0 when none is. Values are merged
+   * with their parents' at build time, so the longest suffix answers alone.
    */
   deepestValue(host: string): number {
+    const slots = this.slots;
+    const bytes = this.bytes;
+    const slotCount = this.slotCount;
+    const filter = this.filter;
+    const filterMask = this.filterMask;
     const end = host.length;
     // A suffix starting after a dot below this index is longer than any hostname.
     const lowestDot = end - MAX_HOST_LENGTH - 1;
@@ -103,10 +200,29 @@ class HostTable {
       }
       // host[i + 1, end) is a suffix: i is at a dot, or -1 at the host's start.
       if (i < lowestDot) return value;
-      const offset = this.find(host, i + 1, end - i - 1, finishHash(state));
-      if (offset === 0) return value;
-      value = this.valueAt(offset);
-      if (i < 0) return value;
+      const hash = finishHash(state);
+      const bits = filterBits(hash);
+      if ((filter[filterWord(hash, filterMask)] & bits) !== bits) return value;
+      const start = i + 1;
+      const length = end - start;
+      let s = homeSlot(hash, slotCount);
+      let offset: number;
+      let stored: number;
+      for (;;) {
+        offset = slots[2 * s + 1];
+        if (offset === 0) return value;
+        stored = slots[2 * s];
+        // Only a matching hash (bit 0 aside) is worth reading the text for.
+        if (((stored ^ hash) & ~HAS_SUBDOMAINS) === 0 && bytes[offset] === length) {
+          const text = offset + HEADER_BYTES - start;
+          let j = start;
+          while (j < end && bytes[text + j] === host.charCodeAt(j)) j++;
+          if (j === end) break;
+        }
+        if (++s === slotCount) s = 0;
+      }
+      value = bytes[offset + 1] | (bytes[offset + 2] << 8) | (bytes[offset + 3] << 16);
+      if (i < 0 || (stored & HAS_SUBDOMAINS) === 0) return value;
       state = Math.imul(state ^ DOT, FNV_PRIME);
       i--;
     }
@@ -118,6 +234,7 @@ class HostTable {
     const end = host.length;
     let state = FNV_OFFSET;
     let offset = 0;
+    let parentSlot = -1;
     for (let i = end - 1; ; i--) {
       let c = 0;
       while (i >= 0 && (c = host.charCodeAt(i)) !== DOT) {
@@ -125,10 +242,12 @@ class HostTable {
         i--;
       }
       const hash = finishHash(state);
-      const parent = offset;
-      offset = this.find(host, i + 1, end - i - 1, hash);
-      if (offset === 0) offset = this.insert(host, i + 1, hash, parent);
+      if (parentSlot !== -1) this.slots[2 * parentSlot] |= HAS_SUBDOMAINS;
+      let slot = this.find(host, i + 1, hash);
+      if (slot < 0) slot = this.insert(host, i + 1, hash, offset);
+      offset = this.slots[2 * slot + 1];
       if (i < 0) return offset;
+      parentSlot = slot;
       state = Math.imul(state ^ DOT, FNV_PRIME);
     }
   }
@@ -142,36 +261,57 @@ class HostTable {
   finish(merge: (inherited: number, own: number) => number): void {
     const parentOffsets = this.parentOffsets;
     if (parentOffsets === undefined) throw new Error('host table is finished');
+    const bytes = this.bytes;
     let offset = HEADER_BYTES;
     for (let k = 0; k < this.hostCount; k++) {
       const parent = parentOffsets[k];
       this.setValue(offset, merge(parent === 0 ? 0 : this.valueAt(parent), this.valueAt(offset)));
-      offset += HEADER_BYTES + this.bytes[offset];
+      offset += HEADER_BYTES + bytes[offset];
     }
     this.parentOffsets = undefined;
-    this.bytes = this.bytes.slice(0, this.byteLength);
+    this.bytes = bytes.slice(0, this.byteLength);
+    this.buildFilter();
   }
 
-  private find(host: string, start: number, length: number, hash: number): number {
+  private buildFilter(): void {
+    let words = 1;
+    while (words * 32 < this.hostCount * FILTER_BITS_PER_HOST) words *= 2;
+    const filter = new Int32Array(words);
+    const mask = words - 1;
+    const slots = this.slots;
+    for (let s = 0; s < slots.length; s += 2) {
+      if (slots[s + 1] === 0) continue;
+      // The stored hash lacks bit 0, which neither filterWord nor filterBits reads.
+      const hash = slots[s];
+      filter[filterWord(hash, mask)] |= filterBits(hash);
+    }
+    this.filter = filter;
+    this.filterMask = mask;
+  }
+
+  /** The slot holding host[start..], or -1. */
+  private find(host: string, start: number, hash: number): number {
     const slots = this.slots;
     const bytes = this.bytes;
-    const pairMask = (this.slotMask << 1) | 1;
-    let s = (hash & this.slotMask) << 1;
+    const slotCount = this.slotCount;
+    const length = host.length - start;
+    let s = homeSlot(hash, slotCount);
     for (;;) {
-      const offset = slots[s + 1];
-      if (offset === 0) return 0;
-      if (slots[s] === hash && bytes[offset] === length) {
+      const offset = slots[2 * s + 1];
+      if (offset === 0) return -1;
+      if (((slots[2 * s] ^ hash) & ~HAS_SUBDOMAINS) === 0 && bytes[offset] === length) {
         const text = offset + HEADER_BYTES;
         let j = 0;
         while (j < length && bytes[text + j] === host.charCodeAt(start + j)) j++;
-        if (j === length) return offset;
+        if (j === length) return s;
       }
-      s = (s + 2) & pairMask;
+      if (++s === slotCount) s = 0;
     }
   }
 
+  /** Appends host[start..] with value 0; returns its slot. */
   private insert(host: string, start: number, hash: number, parentOffset: number): number {
-    if (this.hostCount + 1 > (this.slotMask + 1) * MAX_LOAD) this.growSlots();
+    if (this.hostCount + 1 > this.slotCount * MAX_LOAD) this.growSlots();
     let parentOffsets = this.parentOffsets!;
     if (this.hostCount === parentOffsets.length) {
       parentOffsets = new Int32Array(parentOffsets.length * 2);
@@ -179,18 +319,18 @@ class HostTable {
       this.parentOffsets = parentOffsets;
     }
     parentOffsets[this.hostCount] = parentOffset;
-    const offset = this.appendText(host, start, host.length - start);
-    this.place(this.slots, this.slotMask, hash, offset);
+    const offset = this.appendText(host, start);
     this.hostCount++;
-    return offset;
+    return this.place(this.slots, this.slotCount, hash & ~HAS_SUBDOMAINS, offset);
   }
 
-  private appendText(host: string, start: number, length: number): number {
+  private appendText(host: string, start: number): number {
+    const length = host.length - start;
     const offset = this.byteLength;
     const needed = offset + HEADER_BYTES + length;
     if (needed > 0x7fffffff) throw new Error('host table text exceeds 2 GiB');
     if (needed > this.bytes.length) {
-      const grown = new Uint8Array(Math.min(0x7fffffff, Math.max(needed, this.bytes.length * 2)));
+      const grown = new Uint8Array(Math.min(0x7fffffff, Math.max(needed, Math.ceil(this.bytes.length * 1.5))));
       grown.set(this.bytes.subarray(0, this.byteLength));
       this.bytes = grown;
     }
@@ -201,22 +341,22 @@ class HostTable {
     return offset;
   }
 
-  private place(slots: Int32Array, slotMask: number, hash: number, offset: number): void {
-    const pairMask = (slotMask << 1) | 1;
-    let s = (hash & slotMask) << 1;
-    while (slots[s + 1] !== 0) s = (s + 2) & pairMask;
-    slots[s] = hash;
-    slots[s + 1] = offset;
+  private place(slots: Int32Array, slotCount: number, stored: number, offset: number): number {
+    let s = homeSlot(stored, slotCount);
+    while (slots[2 * s + 1] !== 0) if (++s === slotCount) s = 0;
+    slots[2 * s] = stored;
+    slots[2 * s + 1] = offset;
+    return s;
   }
 
   private growSlots(): void {
-    const slotCount = (this.slotMask + 1) * 2;
+    const slotCount = this.slotCount * 2;
     const grown = new Int32Array(slotCount * 2);
-    for (let s = 0; s < this.slots.length; s += 2) {
-      if (this.slots[s + 1] !== 0) this.place(grown, slotCount - 1, this.slots[s], this.slots[s + 1]);
+    for (let s = 0; s < this.slotCount; s++) {
+      if (this.slots[2 * s + 1] !== 0) this.place(grown, slotCount, this.slots[2 * s], this.slots[2 * s + 1]);
     }
     this.slots = grown;
-    this.slotMask = slotCount - 1;
+    this.slotCount = slotCount;
   }
 }
 
@@ -227,8 +367,27 @@ class CategorySets {
   /** By set id: category id → the id of the set with that category added. */
   private readonly withCategoryCache: Map<number, number>[] = [];
   private readonly unionCache = new Map<number, number>();
+  /** category id → the id of the set holding it alone (0: not yet interned); most hosts are in one category. */
+  private readonly singletonIds: number[] = [];
+
+  /** The sets of another thread's build, as MatcherParts carries them. */
+  static fromList(sets: readonly (readonly number[])[]): (readonly number[])[] {
+    if (!Array.isArray(sets) || sets.length === 0 || sets[0].length !== 0) throw new Error('category sets: set 0 must be the empty set');
+    return sets.map((set, id) => {
+      if (id === 0) return EMPTY;
+      if (!Array.isArray(set) || !set.every((c, k) => Number.isInteger(c) && c >= 0 && c <= MAX_CATEGORY_ID && (k === 0 || c > set[k - 1]))) {
+        throw new Error(`category sets: set ${id} is not a sorted list of category ids`);
+      }
+      return Object.freeze([...set]);
+    });
+  }
 
   withCategory(setId: number, categoryId: number): number {
+    if (setId === 0) {
+      const known = this.singletonIds[categoryId];
+      if (known !== undefined) return known;
+      return (this.singletonIds[categoryId] = this.intern([categoryId]));
+    }
     const cache = (this.withCategoryCache[setId] ??= new Map());
     let id = cache.get(categoryId);
     if (id === undefined) {
@@ -274,6 +433,20 @@ interface UrlRuleList {
   readonly setIds: readonly number[];
 }
 
+/**
+ * What a CompiledMatcher is made of, in a form postMessage can carry: the
+ * typed arrays move without a copy (see transferList), the small rest is
+ * cloned. A matcher built in a worker thread crosses over this way.
+ */
+export interface MatcherParts {
+  domains: HostTableArrays;
+  urls: HostTableArrays;
+  urlRuleLists: readonly UrlRuleList[];
+  categorySets: readonly (readonly number[])[];
+  domainCount: number;
+  urlCount: number;
+}
+
 export class MatcherBuilder {
   private readonly domains: HostTable;
   private readonly sets = new CategorySets();
@@ -286,7 +459,7 @@ export class MatcherBuilder {
   /** expectedDomains (optional) pre-sizes the tables; a build from a known list is faster with it. */
   constructor(expectedDomains = 0) {
     if (!Number.isSafeInteger(expectedDomains) || expectedDomains < 0) throw new Error(`expectedDomains must be a non-negative integer, got ${expectedDomains}`);
-    this.domains = new HostTable(expectedDomains);
+    this.domains = HostTable.forBuild(expectedDomains);
   }
 
   /**
@@ -335,7 +508,7 @@ export class MatcherBuilder {
   }
 
   private compileUrlRules(): { table: HostTable; lists: UrlRuleList[] } {
-    const table = new HostTable(this.urlRules.size);
+    const table = HostTable.forBuild(this.urlRules.size);
     // Value = 1 + index into `lists`; 0 = no rules. Own rules first, merged lists appended.
     const lists: UrlRuleList[] = [];
     for (const [host, rules] of this.urlRules) {
@@ -368,6 +541,38 @@ export class MatcherBuilder {
 }
 
 export class CompiledMatcher implements CategoryLookup {
+  /**
+   * A matcher from the parts of one built elsewhere (another thread): the
+   * arrays are taken over, not copied. Shapes are checked so that a wrong
+   * message fails here rather than as wrong answers later.
+   */
+  static fromParts(parts: MatcherParts): CompiledMatcher {
+    const categorySets = CategorySets.fromList(parts.categorySets);
+    const urlRuleLists = parts.urlRuleLists.map(({ paths, setIds }, id) => {
+      const valid =
+        Array.isArray(paths) && Array.isArray(setIds) && paths.length === setIds.length &&
+        paths.every((p) => typeof p === 'string') && setIds.every((s) => Number.isInteger(s) && s >= 0 && s < categorySets.length);
+      if (!valid) throw new Error(`matcher parts: url rule list ${id} is malformed`);
+      return { paths, setIds };
+    });
+    for (const count of [parts.domainCount, parts.urlCount]) {
+      if (!Number.isSafeInteger(count) || count < 0) throw new Error('matcher parts: entry counts must be non-negative integers');
+    }
+    return new CompiledMatcher(
+      HostTable.fromArrays(parts.domains),
+      HostTable.fromArrays(parts.urls),
+      urlRuleLists,
+      categorySets,
+      parts.domainCount,
+      parts.urlCount,
+    );
+  }
+
+  /** The buffers to list when posting `parts`, so that they move instead of being copied. */
+  static transferList(parts: MatcherParts): ArrayBuffer[] {
+    return [parts.domains, parts.urls].flatMap(({ bytes, slots, filter }) => [bytes.buffer, slots.buffer, filter.buffer] as ArrayBuffer[]);
+  }
+
   /** @internal built by MatcherBuilder */
   constructor(
     private readonly domains: HostTable,
@@ -391,6 +596,18 @@ export class CompiledMatcher implements CategoryLookup {
       if (pathAndQuery.startsWith(paths[i])) return this.categorySets[setIds[i]];
     }
     return EMPTY;
+  }
+
+  /** This matcher's parts, to post to another thread; the matcher must not be used once they are transferred. */
+  toParts(): MatcherParts {
+    return {
+      domains: this.domains.arrays,
+      urls: this.urls.arrays,
+      urlRuleLists: this.urlRuleLists,
+      categorySets: this.categorySets,
+      domainCount: this.domainCount,
+      urlCount: this.urlCount,
+    };
   }
 
   /** Bytes held in typed arrays (host text, headers and hash tables). */

@@ -47,6 +47,11 @@ export interface ProxyWorkersOptions {
   onAlertRaised: () => void;
 }
 
+/** A worker whose channel has closed is on its way out; its 'exit' handler deals with it. */
+function tell(worker: Worker, message: ToWorker): void {
+  if (worker.isConnected()) worker.send(message);
+}
+
 /** One worker's samples, told apart from the others' by a worker label (as Prometheus expects of processes). */
 function labelled(samples: MetricSample[], index: number): MetricSample[] {
   return samples.map((sample) => ({ ...sample, labels: { ...sample.labels, worker: String(index) } }));
@@ -93,7 +98,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
         if (stopping) return;
         if (!started) {
           stopping = true;
-          for (const other of workers.values()) other.send({ type: 'shutdown' } satisfies ToWorker);
+          for (const other of workers.values()) tell(other, { type: 'shutdown' });
           rejectStarted(new Error(`proxy worker ${index} exited during start (code ${code}, signal ${signal}); see its log above`));
           return;
         }
@@ -105,7 +110,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
     };
 
     async function metrics(): Promise<MetricSample[]> {
-      const answers = [...workers.entries()].map(
+      const answers = [...workers.entries()].filter(([, worker]) => worker.isConnected()).map(
         ([index, worker]) =>
           new Promise<MetricSample[]>((resolve) => {
             const id = nextMetricsId++;
@@ -118,7 +123,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
               pendingMetrics.delete(id);
               resolve(labelled(samples, index));
             });
-            worker.send({ type: 'metrics', id } satisfies ToWorker);
+            tell(worker, { type: 'metrics', id });
           }),
       );
       return (await Promise.all(answers)).flat();
@@ -139,7 +144,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
                 clearTimeout(timer);
                 resolve();
               });
-              worker.send({ type: 'shutdown' } satisfies ToWorker);
+              tell(worker, { type: 'shutdown' });
             }),
         ),
       );

@@ -7,8 +7,7 @@ import { startAccessLogMaintenance } from '../access-log/maintenance.js';
 import { gatherStraySpools, spoolRoot } from '../access-log/spool-folders.js';
 import type { AccessLogWriter } from '../access-log/writer.js';
 import { buildAdminApp } from '../admin-api/app.js';
-import { loadListEntries } from '../blocklists/load.js';
-import { MatcherBuilder } from '../blocklists/matcher.js';
+import { buildMatcherInWorker } from '../blocklists/build-matcher.js';
 import { importBlocklists } from '../blocklists/import.js';
 import { ensureFirstAdmin } from '../core/admin-account.js';
 import { prepareDatabase } from '../core/bootstrap.js';
@@ -35,13 +34,14 @@ export interface RunningPortcullis {
   stop(): Promise<void>;
 }
 
+/** Compiles the lists in a worker thread with its own connection, so that a reload never stalls requests. */
 async function buildLists(pool: Pool, log: Logger): Promise<CategoryLookup> {
   const started = Date.now();
-  const builder = new MatcherBuilder();
-  await loadListEntries(pool, (kind, value, categoryId) => builder.add(kind, value, categoryId));
-  const matcher = builder.build();
+  const { connectionString } = pool.options;
+  if (connectionString === undefined) throw new Error('the database pool has no connection string for the list-building worker');
+  const { matcher, workerMs } = await buildMatcherInWorker(connectionString);
   log.info(
-    { domains: matcher.domainCount, urls: matcher.urlCount, ms: Date.now() - started },
+    { domains: matcher.domainCount, urls: matcher.urlCount, ms: Date.now() - started, workerMs },
     'category lists compiled',
   );
   return matcher;

@@ -32,11 +32,11 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-export function spawnPeerProcess(name: string, command: string, args: readonly string[], logFile: string): PeerProcess {
+export function spawnPeerProcess(name: string, command: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): PeerProcess {
   const log = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { detached: true, stdio: ['ignore', log, log] });
+    child = spawn(command, args, { detached: true, stdio: ['ignore', log, log], env: env ?? process.env });
   } finally {
     closeSync(log);
   }

@@ -220,11 +220,18 @@ describe('MatcherBuilder: bad input', () => {
 });
 
 // Small pools so that random entries and hosts share labels, suffixes and prefixes.
-const labelPool = ['a', 'b', 'ab', 'ba', 'bet', 'evilbet', 'x-y', '_s', 'xn--p1ai', 'com', 'co', 'uk', '1', 'z'.repeat(63)];
+const labelPool = ['a', 'b', 'ab', 'ba', 'bet', 'evilbet', 'x-y', '_s', 'xn--p1ai', 'com', 'co', 'uk', '1', '10', '255', 'z'.repeat(63)];
 const pathPool = ['/', '/a', '/ab', '/a/b', '/a/', '/b?x=1', '/A', '/ab/c'];
 const labelArbitrary = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...labelPool) }, fc.stringMatching(/^[a-z0-9_-]{1,4}$/));
 const poolHostArbitrary = fc.array(labelArbitrary, { minLength: 1, maxLength: 5 }).map((labels) => labels.join('.'));
-const entryHostArbitrary = poolHostArbitrary.filter((host) => normaliseHost(host) === host);
+/** Entry hosts: names from the pool, IP addresses in canonical form, and names near the length limits. */
+const entryHostArbitrary = fc.oneof(
+  { weight: 6, arbitrary: poolHostArbitrary },
+  fc.ipV4(),
+  fc.ipV6().map((address) => normaliseHost(address) ?? address),
+  fc.tuple(fc.integer({ min: 1, max: 3 }), poolHostArbitrary).map(([n, host]) => `${'l'.repeat(63)}.`.repeat(n) + host),
+  fc.tuple(fc.integer({ min: 1, max: 120 }), poolHostArbitrary).map(([n, host]) => `${'d.'.repeat(n)}${host}`),
+).filter((host) => normaliseHost(host) === host);
 const entrySetArbitrary = fc.array(
   fc.oneof(
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('domain' as const), value: entryHostArbitrary, categoryId: fc.integer({ min: 0, max: 70 }) }) },
@@ -261,7 +268,12 @@ function adversarialHostArbitrary(knownHosts: readonly string[]): fc.Arbitrary<s
     fc.ipV4(),
     fc.ipV4Extended(),
     fc.ipV6(),
-    fc.constantFrom('', '.', '..', 'com', 'uk'),
+    fc.tuple(fc.ipV4(), known).map(([ip, host]) => `${ip}.${host}`),
+    fc.tuple(known, fc.nat(255)).map(([host, octet]) => `${octet}.${host}`),
+    known.map((host) => `[${host}]`),
+    fc.tuple(fc.integer({ min: 1, max: 4 }), known).map(([n, host]) => `${'l'.repeat(63)}.`.repeat(n) + host),
+    fc.tuple(fc.stringMatching(/^[a-z0-9]{1,3}$/), known).map(([label, host]) => `${label}.${'x.'.repeat(125)}${host}`),
+    fc.constantFrom('', '.', '..', 'com', 'uk', '0.0.0.0', '::', '::1', '1', '1.2', '1.2.3', '1.2.3.4.5'),
   );
 }
 
@@ -289,7 +301,7 @@ describe('CompiledMatcher agrees with the naive matcher', () => {
       ),
       { numRuns: 1500 },
     );
-  });
+  }, 180_000);
 });
 
 describe('the real UT1 lists', () => {

@@ -1,0 +1,115 @@
+// Portcullis itself, measured exactly as the peers are: the built program
+// (`node dist/bin/portcullis.js start`; `npm run bench` builds it first) in
+// its own process group, with the same UT1 lists imported first by
+// `portcullis blocklists import`, its embedded Postgres, access logging on,
+// identification by address (no credentials) and the default policy, so the
+// same gambling host is blocked for the unidentified guests group.
+//
+// Its resource figures leave out the embedded Postgres (the peers log to
+// files, not to a database); the Postgres share is given separately.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { packageRoot } from '../../core/paths.js';
+import { spawnPeerProcess } from './child.js';
+import type { BlockAnswer, FilteringPeerStartOptions, RunningPeer } from './peer.js';
+import { freePortOnLoopback } from './ports.js';
+import { processTree, treeUsage, type TreeUsage } from './proc.js';
+
+const run = promisify(execFile);
+const BIN = path.join(packageRoot, 'dist', 'bin', 'portcullis.js');
+
+export interface PortcullisOptions extends FilteringPeerStartOptions {
+  /** PROXY_WORKERS. */
+  workers: number;
+  /** The origin's port, allowed for CONNECT as 443 is (the tunnel case tunnels to the origin). */
+  originPort: number;
+  /** Write V8 CPU profiles of the Portcullis processes here (written when they stop). */
+  cpuProfileDir?: string;
+}
+
+export const portcullisBlockAnswer: BlockAnswer = {
+  status: 403,
+  description: '403 block page',
+  matches: (response) => response.status === 403 && response.body.includes('This page is blocked'),
+};
+
+function isPostgres(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+  } catch {
+    return false;
+  }
+}
+
+function parentPid(pid: number): number {
+  // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may contain spaces, so read after its ")".
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** The tree of `rootPid` without the embedded Postgres (the postgres processes and their children). */
+function usageWithoutPostgres(rootPid: number): { proxy: TreeUsage; postgres: TreeUsage } {
+  const all = treeUsage(rootPid);
+  const postmaster = processTree(rootPid).find((pid) => isPostgres(pid) && !isPostgres(parentPid(pid)));
+  const postgres = postmaster === undefined ? { processes: 0, cpuSeconds: 0, rssBytes: 0, pssBytes: 0 } : treeUsage(postmaster);
+  return {
+    proxy: {
+      processes: all.processes - postgres.processes,
+      cpuSeconds: all.cpuSeconds - postgres.cpuSeconds,
+      rssBytes: all.rssBytes - postgres.rssBytes,
+      pssBytes: all.pssBytes - postgres.pssBytes,
+    },
+    postgres,
+  };
+}
+
+export async function startPortcullis(options: PortcullisOptions): Promise<RunningPeer & { postgresUsage(): TreeUsage }> {
+  const { dir, port, workers } = options;
+  await chmod(dir, 0o711); // as root, the embedded Postgres runs as `postgres` and must enter it
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATA_DIR: path.join(dir, 'var'),
+    PROXY_HOST: '127.0.0.1',
+    PROXY_PORT: String(port),
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: String(await freePortOnLoopback()),
+    EMBEDDED_PG_PORT: String(await freePortOnLoopback()),
+    ADMIN_PASSWORD: 'bench-admin-password',
+    ALLOWED_CLIENTS: '127.0.0.0/8',
+    // origin.test is this machine (/etc/hosts, bench/peers/setup.sh).
+    ALLOWED_PRIVATE_DESTINATIONS: '127.0.0.0/8',
+    CONNECT_PORTS: `443,${options.originPort}`,
+    PROXY_WORKERS: String(workers),
+    LOG_LEVEL: 'warn',
+  };
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`npm run build\` first (npm run bench does)`);
+  const imported = await run(process.execPath, [BIN, 'blocklists', 'import', options.lists], { env, maxBuffer: 16 * 1024 * 1024 });
+  const profiling = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const child = spawnPeerProcess('portcullis', process.execPath, [...profiling, BIN, 'start'], path.join(dir, 'portcullis.out'), env);
+  try {
+    await child.waitForPort(port, 120_000);
+  } catch (err) {
+    await child.stop(15_000);
+    throw err;
+  }
+  return {
+    name: workers === 1 ? 'Portcullis, 1 process' : `Portcullis, ${workers} workers`,
+    version: `Portcullis ${(JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version}, Node ${process.version}`,
+    port,
+    pid: child.pid,
+    blockAnswer: portcullisBlockAnswer,
+    settings: [
+      `PROXY_WORKERS=${workers}`,
+      'access logging on (embedded Postgres)',
+      'identification by address, default policy',
+      `lists: ${imported.stdout.trim().split('\n').at(-1) ?? ''}`,
+    ],
+    usage: () => usageWithoutPostgres(child.pid).proxy,
+    postgresUsage: () => usageWithoutPostgres(child.pid).postgres,
+    stop: () => child.stop(20_000),
+  };
+}

@@ -1,0 +1,58 @@
+// Portcullis against the peers measured in the same run, as ratios, each
+// beside the aim issue 7 sets for it.
+import type { PeerResult } from './measure.js';
+
+const isPortcullis = (r: PeerResult): boolean => r.name.startsWith('Portcullis');
+const isLimit = (r: PeerResult): boolean => r.name.startsWith('origin direct');
+
+function best(results: readonly PeerResult[], value: (r: PeerResult) => number | undefined): { name: string; value: number } | undefined {
+  let found: { name: string; value: number } | undefined;
+  for (const r of results) {
+    const v = value(r);
+    if (v !== undefined && Number.isFinite(v) && (found === undefined || v > found.value)) found = { name: r.name, value: v };
+  }
+  return found;
+}
+
+const ratio = (a: number, b: number | undefined): string => (b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
+
+export function formatRatios(results: readonly PeerResult[]): string {
+  const peers = results.filter((r) => !isPortcullis(r) && !isLimit(r));
+  const limit = results.find(isLimit);
+  const bestAllowed = best(peers, (r) => r.allowed.requestsPerSecond);
+  const bestBlocked = best(peers, (r) => r.blocked?.requestsPerSecond);
+  const bestTunnels = best(peers, (r) => r.tunnels?.tunnelsPerSecond);
+  const rows = results.filter(isPortcullis).map((r) => {
+    const addedP99 = limit ? r.light.latencyP99Ms - limit.light.latencyP99Ms : undefined;
+    return [
+      r.name,
+      `${ratio(r.allowed.requestsPerSecond, bestAllowed?.value)} (aim ≥ 1×)`,
+      `${ratio(r.allowed.requestsPerSecond, limit?.allowed.requestsPerSecond)} (aim ≥ 0.5×)`,
+      r.blocked ? `${ratio(r.blocked.requestsPerSecond, bestBlocked?.value)} (aim ≥ 2×)` : '–',
+      r.tunnels ? ratio(r.tunnels.tunnelsPerSecond, bestTunnels?.value) : '–',
+      addedP99 === undefined ? '–' : `${addedP99.toFixed(2)} ms (aim < 2 ms)`,
+      `${(r.idleUsage.rssBytes / 2 ** 20).toFixed(0)} MB`,
+    ];
+  });
+  const scaling = (() => {
+    const one = results.find((r) => r.name === 'Portcullis, 1 process');
+    const many = results.find((r) => isPortcullis(r) && r !== one);
+    return one && many ? `Scaling: ${many.name} ÷ one process = ${ratio(many.allowed.requestsPerSecond, one.allowed.requestsPerSecond)} allowed requests/s, ${ratio(many.blocked?.requestsPerSecond ?? 0, one.blocked?.requestsPerSecond)} blocked.` : '';
+  })();
+  const header = [
+    'Portcullis',
+    `allowed req/s ÷ best peer (${bestAllowed?.name ?? '–'})`,
+    'allowed req/s ÷ origin direct',
+    `blocked req/s ÷ best filtering peer (${bestBlocked?.name ?? '–'})`,
+    `CONNECT tunnels/s ÷ best peer (${bestTunnels?.name ?? '–'})`,
+    'p99 added at one connection (vs origin direct)',
+    'RSS idle, lists loaded',
+  ];
+  return [
+    `| ${header.join(' | ')} |`,
+    `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+    ...rows.map((cells) => `| ${cells.join(' | ')} |`),
+    '',
+    scaling,
+  ].join('\n');
+}

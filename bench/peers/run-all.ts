@@ -1,0 +1,95 @@
+// Every proxy of the comparison, one after another against the same local
+// origin, and the origin on its own as the limit: the run behind the peers
+// table in BENCHMARKS.md (bench/run.ts) and bench/peers/try.ts.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { runWrk } from '../load.js';
+import { startE2guardian } from './e2guardian.js';
+import { measureOriginDirect, measurePeer, type MeasureSettings, type PeerResult } from './measure.js';
+import { startOriginProcess } from './origin.js';
+import type { RunningPeer } from './peer.js';
+import { startPortcullis } from './portcullis.js';
+import { freePortOnLoopback } from './ports.js';
+import { treeUsage } from './proc.js';
+import { startSquid } from './squid.js';
+import { startSquidGuard } from './squidguard.js';
+import { startTinyproxy } from './tinyproxy.js';
+import { ORIGIN_HOST, verifyPeer } from './verify.js';
+
+type Starter = (options: { dir: string; port: number; lists: string; originPort: number }) => Promise<RunningPeer>;
+
+export const STARTERS: Record<string, Starter> = {
+  portcullis: (o) => startPortcullis({ ...o, workers: os.availableParallelism() }),
+  'portcullis-1': (o) => startPortcullis({ ...o, workers: 1 }),
+  squid: (o) => startSquid(o),
+  'squid-1w': (o) => startSquid({ ...o, workers: 1 }),
+  squidguard: (o) => startSquidGuard(o),
+  'squidguard-1w': (o) => startSquidGuard({ ...o, workers: 1 }),
+  e2guardian: (o) => startE2guardian(o),
+  tinyproxy: (o) => startTinyproxy(o),
+};
+
+export const DEFAULT_PEERS = ['origin', 'portcullis', 'portcullis-1', 'squid', 'squidguard', 'e2guardian', 'tinyproxy'];
+
+/** Checks the names before anything starts, so that a typo fails at once. */
+export function checkPeerNames(names: readonly string[]): void {
+  const unknown = names.filter((name) => name !== 'origin' && !STARTERS[name]);
+  if (unknown.length > 0) throw new Error(`unknown peers ${unknown.join(', ')} (known: origin, ${Object.keys(STARTERS).join(', ')})`);
+}
+
+export async function measureAllPeers(names: readonly string[], settings: MeasureSettings, lists: string, progress: (line: string) => void): Promise<PeerResult[]> {
+  checkPeerNames(names);
+  const results: PeerResult[] = [];
+  const origin = await startOriginProcess();
+  try {
+    for (const name of names) {
+      progress(`${name}…`);
+      if (name === 'origin') {
+        results.push(await measureOriginDirect(origin, settings, () => treeUsage(origin.pid)));
+        continue;
+      }
+      const dir = await mkdtemp(path.join(os.tmpdir(), `portcullis-bench-${name}-`));
+      const started = performance.now();
+      let peer: RunningPeer | undefined;
+      try {
+        peer = await STARTERS[name]({ dir, port: await freePortOnLoopback(), lists, originPort: origin.port });
+        results.push(await measurePeer(peer, origin, settings, (performance.now() - started) / 1_000));
+      } finally {
+        await peer?.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await origin.stop();
+  }
+  return results;
+}
+
+/**
+ * A CPU profile of one Portcullis process serving allowed requests (wrk,
+ * `seconds`, the same connections), for "where the time goes". Returns the
+ * .cpuprofile file, written when the process stops.
+ */
+export async function profilePortcullis(settings: MeasureSettings, lists: string, profileDir: string): Promise<string> {
+  const origin = await startOriginProcess();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-profile-'));
+  let peer: RunningPeer | undefined;
+  try {
+    peer = await startPortcullis({ dir, port: await freePortOnLoopback(), lists, originPort: origin.port, workers: 1, cpuProfileDir: profileDir });
+    await verifyPeer(peer, origin);
+    const result = await runWrk({
+      connectPort: peer.port, target: `http://${ORIGIN_HOST}:${origin.port}/`, host: `${ORIGIN_HOST}:${origin.port}`,
+      connections: settings.connections, threads: settings.threads, durationSeconds: settings.seconds,
+    });
+    if (result.requests === 0 || result.non2xx3xx > 0) throw new Error(`profiling run: ${result.requests} requests, ${result.non2xx3xx} not 2xx/3xx`);
+  } finally {
+    await peer?.stop();
+    await rm(dir, { recursive: true, force: true });
+    await origin.stop();
+  }
+  const profiles = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
+  if (profiles.length !== 1) throw new Error(`expected one CPU profile in ${profileDir}, found ${profiles.length}`);
+  return path.join(profileDir, profiles[0]);
+}
