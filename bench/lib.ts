@@ -94,7 +94,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
       return total;
     },
     async version(pool) {
-      const { rows } = await pool.query<{ v: string }>('SHOW server_version');
+      const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
       return rows[0].v;
     },
     async stop() {

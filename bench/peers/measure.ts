@@ -44,6 +44,8 @@ export interface PeerResult {
 
 export class MeasurementError extends Error {}
 
+const WARM_UP_SECONDS = 3;
+
 /**
  * The origin's count once it has stopped moving: a proxy may still be
  * forwarding requests it read before wrk closed its connections, and those
@@ -97,6 +99,11 @@ export async function measurePeer(peer: RunningPeer, origin: OriginProcess, sett
   const idleUsage = peer.usage();
   const log = (line: string) => console.error(`  ${peer.name}: ${line}`);
 
+  // Every proxy gets the same few seconds of allowed load first, so that figures are of a warm proxy
+  // (connections to the origin open, code compiled) rather than of its first moments.
+  const warmUp = await loadRun(peer, origin, ORIGIN_HOST, settings.connections, settings.threads, WARM_UP_SECONDS);
+  checkAllowed(peer.name, 'warm-up', warmUp, settings.connections);
+
   const allowed = await loadRun(peer, origin, ORIGIN_HOST, settings.connections, settings.threads, settings.seconds);
   checkAllowed(peer.name, 'allowed', allowed, settings.connections);
   log(`allowed ${Math.round(allowed.figures.requestsPerSecond)} req/s`);
@@ -141,6 +148,7 @@ export async function measureOriginDirect(origin: OriginProcess, settings: Measu
     const after = usage();
     return { figures: { ...figures, cpuSeconds: after.cpuSeconds - cpuBefore, usage: after }, served: (await settledServed(origin)) - servedBefore };
   };
+  checkAllowed(direct.name, 'warm-up', await run(settings.connections, settings.threads, WARM_UP_SECONDS), settings.connections);
   const allowed = await run(settings.connections, settings.threads, settings.seconds);
   checkAllowed(direct.name, 'allowed', allowed, settings.connections);
   const light = await run(1, 1, settings.lightSeconds);

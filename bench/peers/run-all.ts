@@ -1,6 +1,7 @@
 // Every proxy of the comparison, one after another against the same local
 // origin, and the origin on its own as the limit: the run behind the peers
 // table in BENCHMARKS.md (bench/run.ts) and bench/peers/try.ts.
+import { statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,7 +71,7 @@ export async function measureAllPeers(names: readonly string[], settings: Measur
 /**
  * A CPU profile of one Portcullis process serving allowed requests (wrk,
  * `seconds`, the same connections), for "where the time goes". Returns the
- * .cpuprofile file, written when the process stops.
+ * main thread's .cpuprofile file, written when the process stops.
  */
 export async function profilePortcullis(settings: MeasureSettings, lists: string, profileDir: string): Promise<string> {
   const origin = await startOriginProcess();
@@ -89,7 +90,8 @@ export async function profilePortcullis(settings: MeasureSettings, lists: string
     await rm(dir, { recursive: true, force: true });
     await origin.stop();
   }
-  const profiles = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile'));
-  if (profiles.length !== 1) throw new Error(`expected one CPU profile in ${profileDir}, found ${profiles.length}`);
-  return path.join(profileDir, profiles[0]);
+  // One profile per thread: the list-building worker thread writes its own; the main thread's is the largest.
+  const profiles = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile')).map((name) => path.join(profileDir, name));
+  if (profiles.length === 0) throw new Error(`no CPU profile was written in ${profileDir}`);
+  return profiles.reduce((largest, file) => (statSync(file).size > statSync(largest).size ? file : largest));
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../core/config.js';
 
@@ -63,6 +64,13 @@ describe('loadConfig', () => {
     expect(config.selfReportWindowMinutes).toBe(15);
   });
 
+  it('runs one proxy worker per core less one for Postgres, at least one, unless PROXY_WORKERS says otherwise', () => {
+    const expected = Math.max(1, os.availableParallelism() - 1);
+    expect(loadConfig({}).proxyWorkers).toBe(expected);
+    expect(loadConfig({ PROXY_WORKERS: 'auto' }).proxyWorkers).toBe(expected);
+    expect(loadConfig({ PROXY_WORKERS: '3' }).proxyWorkers).toBe(3);
+  });
+
   it.each([
     ['PROXY_PORT', 'abc'],
     ['PROXY_PORT', '70000'],
@@ -87,6 +95,8 @@ describe('loadConfig', () => {
     ['ALERT_WEBHOOK_MAX_ATTEMPTS', '51'],
     ['SELF_REPORT_WINDOW_MINUTES', 'ten'],
     ['ALERT_EMAIL_MAX_ATTEMPTS', '0'],
+    ['PROXY_WORKERS', '0'],
+    ['PROXY_WORKERS', 'many'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     const err = configError({ [name]: value });
     expect(err.variable).toBe(name);
