@@ -133,7 +133,8 @@ function relay(client: net.Socket, upstream: net.Socket, first: Buffer, idleTime
       closed();
     });
     whenClosed(upstream, () => {
-      client.end();
+      // Ending a client that has already gone only builds an error object to throw away.
+      if (!client.destroyed && !client.writableEnded) client.end();
       closed();
     });
     if (first.length > 0) upstream.write(first);
