@@ -6,7 +6,7 @@
 // same gambling host is blocked for the unidentified guests group.
 //
 // Its resource figures leave out the embedded Postgres (the peers log to
-// files, not to a database); the Postgres share is given separately.
+// files, not to a database).
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
@@ -51,22 +51,19 @@ function parentPid(pid: number): number {
 }
 
 /** The tree of `rootPid` without the embedded Postgres (the postgres processes and their children). */
-function usageWithoutPostgres(rootPid: number): { proxy: TreeUsage; postgres: TreeUsage } {
+function usageWithoutPostgres(rootPid: number): TreeUsage {
   const all = treeUsage(rootPid);
   const postmaster = processTree(rootPid).find((pid) => isPostgres(pid) && !isPostgres(parentPid(pid)));
   const postgres = postmaster === undefined ? { processes: 0, cpuSeconds: 0, rssBytes: 0, pssBytes: 0 } : treeUsage(postmaster);
   return {
-    proxy: {
-      processes: all.processes - postgres.processes,
-      cpuSeconds: all.cpuSeconds - postgres.cpuSeconds,
-      rssBytes: all.rssBytes - postgres.rssBytes,
-      pssBytes: all.pssBytes - postgres.pssBytes,
-    },
-    postgres,
+    processes: all.processes - postgres.processes,
+    cpuSeconds: all.cpuSeconds - postgres.cpuSeconds,
+    rssBytes: all.rssBytes - postgres.rssBytes,
+    pssBytes: all.pssBytes - postgres.pssBytes,
   };
 }
 
-export async function startPortcullis(options: PortcullisOptions): Promise<RunningPeer & { postgresUsage(): TreeUsage }> {
+export async function startPortcullis(options: PortcullisOptions): Promise<RunningPeer> {
   const { dir, port, workers } = options;
   await chmod(dir, 0o711); // as root, the embedded Postgres runs as `postgres` and must enter it
   const env: NodeJS.ProcessEnv = {
@@ -108,8 +105,7 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Runni
       'identification by address, default policy',
       `lists: ${imported.stdout.trim().split('\n').at(-1) ?? ''}`,
     ],
-    usage: () => usageWithoutPostgres(child.pid).proxy,
-    postgresUsage: () => usageWithoutPostgres(child.pid).postgres,
+    usage: () => usageWithoutPostgres(child.pid),
     stop: () => child.stop(20_000),
   };
 }
