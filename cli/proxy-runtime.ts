@@ -11,11 +11,12 @@ import type { Logger } from '../core/logger.js';
 import type { CategoryLookup } from '../core/policy/types.js';
 import { createProxyPolicy } from '../core/policy/proxy-policy.js';
 import { PolicyStore } from '../core/policy/store.js';
+import type { Resolve } from '../proxy/destination-guard.js';
 import { createIdentifier } from '../proxy/identify.js';
 import { createProxyServer } from '../proxy/server.js';
 import { AlertDetector } from '../safeguarding/alert-detector.js';
 import { AlertRecorder, fanOutRecorder } from '../safeguarding/alert-recorder.js';
-import { SearchTermLoader } from '../safeguarding/search-term-loader.js';
+import { SearchTermLoader, type SearchTermSource } from '../safeguarding/search-term-loader.js';
 
 export interface ProxyRuntimeOptions {
   config: Config;
@@ -29,12 +30,19 @@ export interface ProxyRuntimeOptions {
   delivery: { webhook: boolean; email: boolean };
   /** Called after an alert is stored, so that delivery can start at once. */
   onAlertRaised: () => void;
+  /** Name resolution for destinations; the system resolver by default (tests resolve names of their own). */
+  resolve?: Resolve;
+  /** Tests shorten these two waits so that changes and log rows show within milliseconds. */
+  policyDebounceMs?: number;
+  logFlushIntervalMs?: number;
 }
 
 export interface ProxyRuntime {
   address: AddressInfo;
   policy: PolicyStore;
   accessLog: AccessLogWriter;
+  /** The safeguarding search terms in service. */
+  searchTerms: SearchTermSource;
   /** Stops accepting, lets requests in flight finish (briefly), then flushes the log. */
   stop(): Promise<void>;
 }
@@ -48,10 +56,10 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     }
   };
   try {
-    const policy = await PolicyStore.start({ pool, schoolId, log, buildLists: options.buildLists });
+    const policy = await PolicyStore.start({ pool, schoolId, log, buildLists: options.buildLists, debounceMs: options.policyDebounceMs });
     closers.push(() => policy.close());
     const identifier = createIdentifier({ pool, mode: config.proxyAuth, snapshotSource: () => policy.current, log });
-    const accessLog = new AccessLogWriter({ pool, spoolDir: options.spoolDir, log });
+    const accessLog = new AccessLogWriter({ pool, spoolDir: options.spoolDir, log, flushIntervalMs: options.logFlushIntervalMs });
     await accessLog.start();
     closers.push(() => accessLog.close());
     // The DSL's search terms reload with the policy (their table notifies on its channel).
@@ -79,10 +87,11 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       policy: createProxyPolicy({ store: policy, identifier }),
       recorder: fanOutRecorder([accessLog, alerts], log),
       log: log.child({ component: 'proxy' }),
+      resolve: options.resolve,
     });
     const address = await proxy.listen();
     closers.push(() => proxy.close());
-    return { address, policy, accessLog, stop };
+    return { address, policy, accessLog, searchTerms, stop };
   } catch (err) {
     await stop();
     throw err;

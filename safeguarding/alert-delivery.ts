@@ -11,13 +11,15 @@
 // and throws (or rejects) with the reason when it did not.
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
+import type { AlertKind } from './alert-detector.js';
 
 /** A channel's columns on the alerts table are prefixed with its name. */
 export type AlertChannel = 'webhook' | 'email';
 
-export interface DueAlert {
+/** An alert's own columns as read from the alerts table (client_ip as text, access_log_ids as text[]). */
+export interface StoredAlertRow {
   id: number;
-  kind: string;
+  kind: AlertKind;
   raised_at: Date;
   username: string | null;
   client_ip: string;
@@ -25,6 +27,9 @@ export interface DueAlert {
   category: string | null;
   summary: string;
   access_log_ids: string[];
+}
+
+export interface DueAlert extends StoredAlertRow {
   /** Attempts made before this one. */
   attempts: number;
 }

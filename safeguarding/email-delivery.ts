@@ -11,6 +11,7 @@ import type { AlertEmailConfig } from '../core/config.js';
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import { AlertDelivery, type AlertDeliveryTiming, type DueAlert } from './alert-delivery.js';
+import type { AlertKind } from './alert-detector.js';
 
 export interface EmailDeliveryOptions extends AlertDeliveryTiming {
   pool: Pool;
@@ -21,7 +22,7 @@ export interface EmailDeliveryOptions extends AlertDeliveryTiming {
   adminBaseUrl: string;
 }
 
-const KIND_LABELS: Record<string, string> = {
+const KIND_LABELS: Record<AlertKind, string> = {
   illegal_content: 'Illegal content',
   monitored_category: 'Monitored category',
   repeated_blocks: 'Repeated blocked requests',
@@ -35,7 +36,7 @@ export interface AlertEmail {
 
 /** The message for one alert. */
 export function composeAlertEmail(alert: DueAlert, adminBaseUrl: string): AlertEmail {
-  const label = KIND_LABELS[alert.kind] ?? alert.kind;
+  const label = KIND_LABELS[alert.kind];
   const who = alert.username ?? 'an unidentified user';
   const link = `${adminBaseUrl}/api/alerts/${alert.id}`;
   const lines = [

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { inTransaction, type Pool, type PoolClient } from '../../core/db.js';
 import { ALERT_KINDS } from '../../safeguarding/alert-detector.js';
+import type { StoredAlertRow } from '../../safeguarding/alert-delivery.js';
 import { appendAudit } from '../audit.js';
 import { actorOf, principalOf } from '../auth/principal.js';
 import { decodeCursor, Page, pageLimit, pageOf, PageQuery } from '../pagination.js';
@@ -35,16 +36,7 @@ const Alert = Type.Object({
 });
 type Alert = Static<typeof Alert>;
 
-interface AlertRow {
-  id: number;
-  kind: Alert['kind'];
-  raised_at: Date;
-  username: string | null;
-  client_ip: string;
-  host: string;
-  category: string | null;
-  summary: string;
-  access_log_ids: string[];
+interface AlertRow extends StoredAlertRow {
   acknowledged_by: string | null;
   acknowledged_at: Date | null;
   acknowledge_note: string | null;

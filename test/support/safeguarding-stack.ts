@@ -1,24 +1,19 @@
 // TEST ONLY. The real wiring of cli/start.ts on loopback, for the
-// safeguarding tests: the admin API listening on a port, a proxy deciding
-// with a running PolicyStore and identifying people by proxy sign-in, its
-// events going to the real access-log writer and the alert recorder, and
+// safeguarding tests: the admin API listening on a port, the proxy runtime
+// (cli/proxy-runtime.ts: policy, sign-in required, access-log writer, alert
+// detection) resolving test names to loopback, and
 // (optionally) webhook delivery to a given URL and email delivery through a
 // given SMTP server.
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AccessLogWriter } from '../../access-log/writer.js';
 import { loadListEntries } from '../../blocklists/load.js';
 import { MatcherBuilder } from '../../blocklists/matcher.js';
+import { startProxyRuntime } from '../../cli/proxy-runtime.js';
 import { createLogger } from '../../core/logger.js';
-import { createProxyPolicy } from '../../core/policy/proxy-policy.js';
-import { PolicyStore } from '../../core/policy/store.js';
-import { createIdentifier } from '../../proxy/identify.js';
-import { createProxyServer, type ProxyServer } from '../../proxy/server.js';
-import { AlertDetector } from '../../safeguarding/alert-detector.js';
-import { AlertRecorder, fanOutRecorder } from '../../safeguarding/alert-recorder.js';
-import { SearchTermLoader } from '../../safeguarding/search-term-loader.js';
+import type { PolicyStore } from '../../core/policy/store.js';
+import type { SearchTermSource } from '../../safeguarding/search-term-loader.js';
 import type { AlertEmailConfig } from '../../core/config.js';
 import { EmailDelivery } from '../../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../../safeguarding/webhook-delivery.js';
@@ -30,8 +25,8 @@ export interface SafeguardingStack {
   adminBaseUrl: string;
   proxyPort: number;
   store: PolicyStore;
-  /** The running proxy's search terms, reloaded as cli/start.ts does. */
-  searchTerms: SearchTermLoader;
+  /** The running proxy's search terms. */
+  searchTerms: SearchTermSource;
   /** Basic credentials for the proxy, as a browser sends them. */
   proxyAuth(username: string): string;
   /** Adds list entries for a category (and reloads the policy). */
@@ -52,20 +47,7 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
   const h = await startAdminHarness();
   await h.app.listen({ host: '127.0.0.1', port: 0 });
   const adminPort = (h.app.server.address() as AddressInfo).port;
-  const store = await PolicyStore.start({
-    pool: h.db.pool,
-    schoolId: h.schoolId,
-    log,
-    debounceMs: 10,
-    buildLists: async () => {
-      const builder = new MatcherBuilder();
-      await loadListEntries(h.db.pool, (kind, value, categoryId) => builder.add(kind, value, categoryId));
-      return builder.build();
-    },
-  });
   const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-safeguarding-'));
-  const accessLog = new AccessLogWriter({ pool: h.db.pool, spoolDir, log, flushIntervalMs: 10 });
-  await accessLog.start();
   // Both channels retry on a fast clock so tests see several attempts in a second or two.
   const delivery = {
     pool: h.db.pool,
@@ -84,36 +66,35 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
     ? new EmailDelivery({ ...delivery, email: options.email, maxAttempts: options.emailMaxAttempts ?? 5 })
     : undefined;
   email?.start();
-  const searchTerms = await SearchTermLoader.start({ pool: h.db.pool, schoolId: h.schoolId, log, changes: store });
-  const alerts = new AlertRecorder({
+  const runtime = await startProxyRuntime({
+    config: testConfig({ adminPort, publicHost: '127.0.0.1', proxyAuth: 'required', alertRepeatedBlocks: options.repeatedBlocks ?? 3, alertRepeatedBlocksWindowMinutes: 1 }),
     pool: h.db.pool,
     schoolId: h.schoolId,
-    detector: new AlertDetector({ repeatedBlocks: options.repeatedBlocks ?? 3, repeatedBlocksWindowMs: 60_000 }, searchTerms),
     log,
-    webhook: webhook !== undefined,
-    email: email !== undefined,
-    onRaised: () => {
+    spoolDir,
+    // On the main thread: under vitest a worker would first have to transpile the sources.
+    buildLists: async () => {
+      const builder = new MatcherBuilder();
+      await loadListEntries(h.db.pool, (kind, value, categoryId) => builder.add(kind, value, categoryId));
+      return builder.build();
+    },
+    delivery: { webhook: webhook !== undefined, email: email !== undefined },
+    onAlertRaised: () => {
       webhook?.poke();
       email?.poke();
     },
-  });
-  const config = testConfig({ adminPort, publicHost: '127.0.0.1' });
-  const identifier = createIdentifier({ pool: h.db.pool, mode: 'required', snapshotSource: () => store.current, log });
-  const proxy: ProxyServer = createProxyServer({
-    config,
-    policy: createProxyPolicy({ store, identifier }),
-    recorder: fanOutRecorder([accessLog, alerts], log),
-    log,
     resolve: resolveTestNames,
+    policyDebounceMs: 10,
+    logFlushIntervalMs: 10,
   });
-  const { port: proxyPort } = await proxy.listen();
+  const store = runtime.policy;
 
   return {
     h,
     adminBaseUrl: `http://127.0.0.1:${adminPort}`,
-    proxyPort,
+    proxyPort: runtime.address.port,
     store,
-    searchTerms,
+    searchTerms: runtime.searchTerms,
     proxyAuth: (username) => `Basic ${Buffer.from(`${username}:${PASSWORD}`).toString('base64')}`,
     async listHosts(category, hosts) {
       const reloaded = store.nextReload();
@@ -125,13 +106,9 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
       await reloaded;
     },
     async close() {
-      await proxy.close();
-      await alerts.close();
+      await runtime.stop();
       await webhook?.stop();
       await email?.stop();
-      await accessLog.close();
-      await searchTerms.close();
-      await store.close();
       await h.close();
       await rm(spoolDir, { recursive: true, force: true });
     },
