@@ -2,78 +2,30 @@
 // second". The whole program runs in this process (startPortcullis), on a
 // fresh database; the override is made over HTTP through the admin API, as
 // an IT admin would, and the proxy is polled until its answer changes.
-import { mkdtemp, chmod, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPortcullis, type RunningPortcullis } from '../../cli/start.js';
-import { loadConfig } from '../../core/config.js';
-import { createLogger } from '../../core/logger.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { importSmallLists, startInternetStandIn, type InternetStandIn } from '../support/internet-stand-in.js';
+import type { RunningPortcullis } from '../../cli/start.js';
+import type { InternetStandIn } from '../support/internet-stand-in.js';
 import { requestViaProxy } from '../support/proxy-harness.js';
+import { signIn, startWholeProgram, type AdminSession, type WholeProgram } from '../support/whole-program.js';
 
 const ADMIN_PASSWORD = 'override-test-admin-pw';
 const GAMBLING_HOST = 'www.888casino.com';
 
 describe('an override made through the admin API on a running Portcullis', () => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let internet: InternetStandIn;
+  let program: WholeProgram;
   let running: RunningPortcullis;
-  let adminBase: string;
-  let session: { cookie: string; csrfToken: string };
+  let internet: InternetStandIn;
+  let admin: AdminSession['request'];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    // A list of our own, so that startPortcullis does not import the bundled one.
-    await importSmallLists(db.pool, { gambling: ['888casino.com'] });
-    internet = await startInternetStandIn();
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-override-'));
-    await chmod(dataDir, 0o711);
-    const config = loadConfig({
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      PROXY_HOST: '127.0.0.1',
-      PROXY_PORT: '0',
-      ADMIN_HOST: '127.0.0.1',
-      ADMIN_PORT: '0',
-      ADMIN_PASSWORD,
-      UPSTREAM_PROXY: internet.parentUrl,
-      LOG_LEVEL: 'silent',
-    });
-    running = await startPortcullis(config, createLogger('silent'));
-    adminBase = `http://127.0.0.1:${running.adminAddress.port}`;
-
-    const login = await fetch(`${adminBase}/api/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
-    });
-    expect(login.status).toBe(200);
-    const cookie = login.headers.getSetCookie().find((c) => c.startsWith('portcullis_session='));
-    if (!cookie) throw new Error('no session cookie from /api/login');
-    session = { cookie: cookie.split(';')[0], csrfToken: ((await login.json()) as { csrfToken: string }).csrfToken };
+    program = await startWholeProgram({ adminPassword: ADMIN_PASSWORD, lists: { gambling: ['888casino.com'] } });
+    ({ running, internet } = program);
+    admin = (await signIn(program.adminBase, 'admin', ADMIN_PASSWORD)).request;
   }, 60_000);
 
   afterAll(async () => {
-    await running?.stop();
-    await internet?.close();
-    await db?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await program?.stop();
   });
-
-  function admin(method: string, url: string, body?: unknown): Promise<Response> {
-    return fetch(`${adminBase}${url}`, {
-      method,
-      headers: {
-        cookie: session.cookie,
-        'x-csrf-token': session.csrfToken,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  }
 
   const probe = async () => (await requestViaProxy(running.proxyAddress.port, `http://${GAMBLING_HOST}/`)).status;
 
