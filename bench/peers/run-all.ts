@@ -12,7 +12,7 @@ import { measureOriginDirect, measurePeer, type MeasureSettings, type PeerResult
 import { startOriginProcess } from './origin.js';
 import type { RunningPeer } from './peer.js';
 import { startPortcullis } from './portcullis.js';
-import { freePortOnLoopback } from './ports.js';
+import { freePort } from '../common.js';
 import { treeUsage } from './proc.js';
 import { startSquid } from './squid.js';
 import { startSquidGuard } from './squidguard.js';
@@ -55,7 +55,7 @@ export async function measureAllPeers(names: readonly string[], settings: Measur
       const started = performance.now();
       let peer: RunningPeer | undefined;
       try {
-        peer = await STARTERS[name]({ dir, port: await freePortOnLoopback(), lists, originPort: origin.port });
+        peer = await STARTERS[name]({ dir, port: await freePort(), lists, originPort: origin.port });
         results.push(await measurePeer(peer, origin, settings, (performance.now() - started) / 1_000));
       } finally {
         await peer?.stop();
@@ -78,7 +78,7 @@ export async function profilePortcullis(settings: MeasureSettings, lists: string
   const dir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-profile-'));
   let peer: RunningPeer | undefined;
   try {
-    peer = await startPortcullis({ dir, port: await freePortOnLoopback(), lists, originPort: origin.port, workers: 1, cpuProfileDir: profileDir });
+    peer = await startPortcullis({ dir, port: await freePort(), lists, originPort: origin.port, workers: 1, cpuProfileDir: profileDir });
     await verifyPeer(peer, origin);
     const result = await runWrk({
       connectPort: peer.port, target: `http://${ORIGIN_HOST}:${origin.port}/`, host: `${ORIGIN_HOST}:${origin.port}`,

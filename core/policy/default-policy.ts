@@ -50,7 +50,7 @@ const PUPIL_BLOCKED = [
 ];
 const PUPIL_BLOCKED_IN_SCHOOL_HOURS = ['forums'];
 
-interface GroupSeed {
+export interface GroupSeed {
   key: string;
   name: string;
   isDefault: boolean;
@@ -58,7 +58,7 @@ interface GroupSeed {
   blockedInSchoolHours: string[];
 }
 
-const GROUPS: readonly GroupSeed[] = [
+export const DEFAULT_GROUPS: readonly GroupSeed[] = [
   { key: 'staff', name: 'Staff', isDefault: false, blocked: STAFF_BLOCKED, blockedInSchoolHours: STAFF_BLOCKED_IN_SCHOOL_HOURS },
   { key: 'pupils', name: 'Pupils', isDefault: false, blocked: PUPIL_BLOCKED, blockedInSchoolHours: PUPIL_BLOCKED_IN_SCHOOL_HOURS },
   // The unidentified get the pupils' rules: on a school network, assume a child.
@@ -79,7 +79,7 @@ export async function seedDefaultPolicy(pool: Pool, schoolId: number): Promise<b
     const existing = await client.query('SELECT 1 FROM groups WHERE school_id = $1 LIMIT 1', [schoolId]);
     if (existing.rowCount) return false;
 
-    const wanted = [...new Set(GROUPS.flatMap((g) => [...g.blocked, ...g.blockedInSchoolHours]))];
+    const wanted = [...new Set(DEFAULT_GROUPS.flatMap((g) => [...g.blocked, ...g.blockedInSchoolHours]))];
     const found = await client.query<{ id: number; key: string }>('SELECT id, key FROM categories WHERE key = ANY($1)', [wanted]);
     const categoryId = new Map(found.rows.map((r) => [r.key, r.id]));
     const missing = wanted.filter((key) => !categoryId.has(key));
@@ -96,7 +96,7 @@ export async function seedDefaultPolicy(pool: Pool, schoolId: number): Promise<b
     );
     const scheduleId = schedule.rows[0].id;
 
-    for (const g of GROUPS) {
+    for (const g of DEFAULT_GROUPS) {
       const group = await client.query<{ id: number }>(
         `INSERT INTO groups (school_id, key, name, default_action, is_default) VALUES ($1, $2, $3, 'allow', $4) RETURNING id`,
         [schoolId, g.key, g.name, g.isDefault],

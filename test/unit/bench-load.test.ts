@@ -14,7 +14,7 @@ import { ORIGIN_BODY } from '../../bench/common.js';
 import { measureConnectTunnels, measureIdleClients, originCountBounds, parseWrkOutput, runWrk } from '../../bench/load.js';
 import { BLOCKED_TEST_HOST } from '../../bench/peers/lists.js';
 import type { RunningPeer } from '../../bench/peers/peer.js';
-import { freePortOnLoopback } from '../../bench/peers/ports.js';
+import { freePort } from '../../bench/common.js';
 import { treeUsage } from '../../bench/peers/proc.js';
 import { startSquidGuard, squidGuardBlockAnswer } from '../../bench/peers/squidguard.js';
 import { PeerVerificationError, verifyPeer } from '../../bench/peers/verify.js';
@@ -255,7 +255,7 @@ describe.skipIf(!hasSquidGuard || !hostsReady)(
       const dir = await mkdtemp(path.join(scratch, `${name}-`));
       const peer = await startSquidGuard({
         dir,
-        port: await freePortOnLoopback(),
+        port: await freePort(),
         lists: scratch,
         workers: 1,
         helpers: 2,
