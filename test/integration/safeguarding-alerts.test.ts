@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backoffMs } from '../../safeguarding/webhook-delivery.js';
+import { waitFor } from '../support/internet-stand-in.js';
 import { requestViaProxy, startHttpOrigin, type TestOrigin } from '../support/proxy-harness.js';
 import { startSafeguardingStack, type SafeguardingStack } from '../support/safeguarding-stack.js';
 
@@ -60,15 +61,6 @@ afterAll(async () => {
 const browse = (host: string) =>
   requestViaProxy(s.proxyPort, `http://${host}:${origin.port}/`, { headers: { 'Proxy-Authorization': s.proxyAuth('pupil') } });
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function alertsOf(kind: string) {
   const { rows } = await s.h.db.pool.query(
@@ -79,7 +71,7 @@ async function alertsOf(kind: string) {
 }
 
 /** Waits until there are `count` alerts of this kind, all delivered. */
-const delivered = (kind: string, count: number) => until(`${count} delivered ${kind} alerts`, async () => {
+const delivered = (kind: string, count: number) => waitFor(`${count} delivered ${kind} alerts`, async () => {
   const rows = await alertsOf(kind);
   return rows.length === count && rows.every((r) => r.webhook_state === 'delivered') ? rows : undefined;
 });
@@ -119,7 +111,7 @@ describe('alerts', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(await alertsOf('repeated_blocks')).toHaveLength(2);
     expect((await browse('casino.test')).status).toBe(403);
-    await until('the third run', async () => ((await alertsOf('repeated_blocks')).length === 3 ? true : undefined));
+    await waitFor('the third run', async () => ((await alertsOf('repeated_blocks')).length === 3 ? true : undefined));
     expect(received.filter((r) => r.body.alert.kind === 'monitored_category')).toHaveLength(1);
   });
 

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backoffMs } from '../../safeguarding/alert-delivery.js';
+import { waitFor } from '../support/internet-stand-in.js';
 import { requestViaProxy, startHttpOrigin, type TestOrigin } from '../support/proxy-harness.js';
 import { startSafeguardingStack, type SafeguardingStack } from '../support/safeguarding-stack.js';
 
@@ -120,15 +121,6 @@ afterAll(async () => {
 const browse = (host: string) =>
   requestViaProxy(s.proxyPort, `http://${host}:${origin.port}/`, { headers: { 'Proxy-Authorization': s.proxyAuth('pupil') } });
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface AlertRow {
   id: number;
@@ -151,7 +143,7 @@ async function alertsOf(kind: string): Promise<AlertRow[]> {
 }
 
 const emailed = (kind: string) =>
-  until(`an emailed ${kind} alert`, async () => {
+  waitFor(`an emailed ${kind} alert`, async () => {
     const rows = await alertsOf(kind);
     return rows.length === 1 && rows[0].email_state === 'delivered' ? rows[0] : undefined;
   });
@@ -163,7 +155,7 @@ describe('alert email', () => {
     expect((await browse('illegal.test')).status).toBe(403);
     // The proxy answers while SMTP is down; the alert waits, pending, with its failures recorded.
     expect(Date.now() - started).toBeLessThan(2_000);
-    const failing = await until('two failed attempts', async () => {
+    const failing = await waitFor('two failed attempts', async () => {
       const rows = await alertsOf('illegal_content');
       return rows.length === 1 && rows[0].email_attempts >= 2 ? rows[0] : undefined;
     });

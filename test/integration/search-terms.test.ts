@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalTerm, SEARCH_TERM_THEMES, termProblem } from '../../safeguarding/search-terms.js';
 import type { SignedIn } from '../support/admin-app.js';
+import { waitFor } from '../support/internet-stand-in.js';
 import { requestViaProxy, startHttpOrigin, type TestOrigin } from '../support/proxy-harness.js';
 import { startSafeguardingStack, type SafeguardingStack } from '../support/safeguarding-stack.js';
 
@@ -52,15 +53,6 @@ afterAll(async () => {
 const search = (who: string, pathAndQuery: string) =>
   requestViaProxy(s.proxyPort, `http://search.test:${origin.port}${pathAndQuery}`, { headers: { 'Proxy-Authorization': s.proxyAuth(who) } });
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface AlertRow {
   id: number;
@@ -106,7 +98,7 @@ describe('search alerts through the running proxy', () => {
   it('raises exactly one alert for repeated searches, linked to the first row, delivered without the typed text', async () => {
     expect((await search('pupil', '/search?q=How+to+KILL+myself+tonight+quietly')).status).toBe(200);
     expect((await search('pupil', '/search?q=how%20to%20kill%20myself%20tonight%20quietly&page=2')).status).toBe(200);
-    const [alert] = await until('a delivered search_term alert', async () => {
+    const [alert] = await waitFor('a delivered search_term alert', async () => {
       const rows = await searchAlerts('pupil');
       return rows.length === 1 && rows[0].webhook_state === 'delivered' ? rows : undefined;
     });
@@ -126,7 +118,7 @@ describe('search alerts through the running proxy', () => {
 
     // Once per trigger: the same person and term again raise nothing more.
     expect((await search('pupil', '/results?search_query=ways+to+kill+myself')).status).toBe(200);
-    await until('a second alert (another term)', async () => ((await searchAlerts('pupil')).length === 2 ? true : undefined));
+    await waitFor('a second alert (another term)', async () => ((await searchAlerts('pupil')).length === 2 ? true : undefined));
     expect((await search('pupil', '/?s=how-to-kill-myself')).status).toBe(200);
     await new Promise((r) => setTimeout(r, 200));
     expect(await searchAlerts('pupil')).toHaveLength(2);
@@ -160,7 +152,7 @@ describe('managing the term list', () => {
     expect(term).toMatchObject({ term: 'blue whale challenge', enabled: true, addedBy: 'lead' });
 
     const started = Date.now();
-    const [alert] = await until('the new term to alert', async () => {
+    const [alert] = await waitFor('the new term to alert', async () => {
       await search('pupil2', '/search?q=blue+whale+challenge+rules');
       const rows = await searchAlerts('pupil2');
       return rows.length > 0 ? rows : undefined;
@@ -174,10 +166,10 @@ describe('managing the term list', () => {
     expect(disabled.json()).toMatchObject({ id: term.id, enabled: false });
     const second = (await addTerm({ term: 'momo challenge', theme: 'self_harm_suicide' })).json() as { id: number };
     const inService = (text: string) => s.searchTerms.current.match(text).length > 0;
-    await until('the second term in service', async () => (inService('momo challenge') ? true : undefined), 1_000);
+    await waitFor('the second term in service', async () => (inService('momo challenge') ? true : undefined), 1_000);
     expect(inService('blue whale challenge')).toBe(false);
     expect((await search('pupil3', '/search?q=blue+whale+challenge+momo+challenge')).status).toBe(200);
-    const [later] = await until('the second term to alert for pupil3', async () => {
+    const [later] = await waitFor('the second term to alert for pupil3', async () => {
       const rows = await searchAlerts('pupil3');
       return rows.length > 0 ? rows : undefined;
     });
@@ -185,9 +177,9 @@ describe('managing the term list', () => {
 
     // Enabled again, it alerts for someone it has not alerted for.
     expect((await s.h.as(lead, { method: 'POST', url: `/api/search-terms/${term.id}/enable` })).json()).toMatchObject({ enabled: true });
-    await until('the re-enabled term in service', async () => (inService('blue whale challenge') ? true : undefined), 1_000);
+    await waitFor('the re-enabled term in service', async () => (inService('blue whale challenge') ? true : undefined), 1_000);
     expect((await search('pupil3', '/search?q=blue+whale+challenge')).status).toBe(200);
-    await until('the re-enabled term to alert for pupil3', async () => ((await searchAlerts('pupil3')).length === 2 ? true : undefined));
+    await waitFor('the re-enabled term to alert for pupil3', async () => ((await searchAlerts('pupil3')).length === 2 ? true : undefined));
     expect((await searchAlerts('pupil3'))[1].summary).toContain('("blue whale challenge")');
 
     // Enabling what is enabled changes nothing and audits nothing; deleting removes it.
