@@ -28,7 +28,11 @@ export interface Tally {
   logged: number;
   /** Events discarded (logging off). */
   discarded: number;
-  /** Events that were not a 200 allowed response for the origin host: the bench is measuring the wrong thing. */
+  /** Allowed requests for the origin host answered 200. */
+  answered: number;
+  /** Allowed requests for the origin host whose client went away first (499): those in flight when the load generator stopped. */
+  abandoned: number;
+  /** Any other event: the bench is measuring the wrong thing. */
   unexpected: number;
   lastUnexpected: string | null;
 }
@@ -47,10 +51,13 @@ class SwitchableRecorder implements AccessRecorder {
   on = false;
   /** Counted separately: the policy sanity check blocks a listed host on purpose. */
   expectUnexpected = false;
-  readonly tally: Tally = { logged: 0, discarded: 0, unexpected: 0, lastUnexpected: null };
+  readonly tally: Tally = { logged: 0, discarded: 0, answered: 0, abandoned: 0, unexpected: 0, lastUnexpected: null };
   constructor(private readonly writer: AccessLogWriter) {}
   record(event: AccessEvent): void {
-    if (!this.expectUnexpected && (event.status !== 200 || event.decision.action !== 'allow' || event.host !== expectedHost)) {
+    const forOrigin = event.decision.action === 'allow' && event.host === expectedHost;
+    if (forOrigin && event.status === 200) this.tally.answered++;
+    else if (forOrigin && event.status === 499) this.tally.abandoned++;
+    else if (!this.expectUnexpected) {
       this.tally.unexpected++;
       this.tally.lastUnexpected = `${event.host} ${event.status} ${event.decision.action} (${event.decision.rule})`;
     }

@@ -10,6 +10,8 @@ interface StatLine {
   ppid: number;
   processGroup: number;
   cpuTicks: number;
+  /** CPU of the process's children that have ended and been waited for. */
+  reapedChildrenCpuTicks: number;
   rssPages: number;
 }
 
@@ -34,13 +36,14 @@ function readStat(pid: number): StatLine | undefined {
   }
   // The command (field 2) may contain spaces and parentheses: split after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // From the state: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) ... rss(21)
+  // From the state: state(0) ppid(1) pgrp(2) ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
   return {
     pid,
     state: fields[0],
     ppid: Number(fields[1]),
     processGroup: Number(fields[2]),
     cpuTicks: Number(fields[11]) + Number(fields[12]),
+    reapedChildrenCpuTicks: Number(fields[13]) + Number(fields[14]),
     rssPages: Number(fields[21]),
   };
 }
@@ -85,7 +88,11 @@ export function processGroupMembers(processGroup: number): number[] {
 
 export interface TreeUsage {
   processes: number;
-  /** utime + stime of the live processes, in seconds (a helper that exited takes its share with it). */
+  /**
+   * CPU seconds of the tree: each live process's utime + stime and its
+   * ended children's (cutime + cstime), so that a helper or autovacuum
+   * worker that exits between two readings keeps its share in the total.
+   */
   cpuSeconds: number;
   /** Sum of RSS: counts pages shared between the processes once per process. */
   rssBytes: number;
@@ -110,9 +117,14 @@ export function treeUsage(rootPid: number): TreeUsage {
   for (const pid of pids) {
     const stat = readStat(pid);
     if (!stat) continue;
-    ticks += stat.cpuTicks;
+    ticks += stat.cpuTicks + stat.reapedChildrenCpuTicks;
     rssPages += stat.rssPages;
     pss += pssBytes(pid);
   }
   return { processes: pids.length, cpuSeconds: ticks / ticksPerSecond(), rssBytes: rssPages * pageSize(), pssBytes: pss };
+}
+
+/** CPU seconds of this process's children that have ended (a wrk run, once execFile has waited for it). */
+export function reapedChildrenCpuSeconds(): number {
+  return readStat(process.pid)!.reapedChildrenCpuTicks / ticksPerSecond();
 }
