@@ -20,16 +20,29 @@ export interface BlockPageDetails {
   adminBaseUrl: string;
 }
 
-// Building an Intl.DateTimeFormat costs far more than the rest of a block page: keep one per zone.
-const timeFormats = new Map<string, Intl.DateTimeFormat>();
+// Building an Intl.DateTimeFormat costs far more than the rest of a block
+// page, and even formatting with one costs more than the page's markup: keep
+// one format per zone, and the text of the last second it formatted (the
+// text shows whole seconds, and under load most block pages share one).
+interface ZoneClock {
+  format: Intl.DateTimeFormat;
+  second: number;
+  text: string;
+}
+const zoneClocks = new Map<string, ZoneClock>();
 
 function formatTime(time: Date, timeZone: string): string {
-  let format = timeFormats.get(timeZone);
-  if (format === undefined) {
-    format = new Intl.DateTimeFormat('en-GB', { dateStyle: 'full', timeStyle: 'long', timeZone });
-    timeFormats.set(timeZone, format);
+  let clock = zoneClocks.get(timeZone);
+  if (clock === undefined) {
+    clock = { format: new Intl.DateTimeFormat('en-GB', { dateStyle: 'full', timeStyle: 'long', timeZone }), second: Number.NaN, text: '' };
+    zoneClocks.set(timeZone, clock);
   }
-  return format.format(time);
+  const second = Math.floor(time.getTime() / 1000);
+  if (second !== clock.second) {
+    clock.text = clock.format.format(time);
+    clock.second = second;
+  }
+  return clock.text;
 }
 
 export function blockPage(details: BlockPageDetails): string {

@@ -15,6 +15,12 @@ export type TargetParse<T> =
   | { ok: false; originForm: boolean; message: string };
 
 const ABSOLUTE_URI = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#\\]*)([^#]*)/;
+// Most paths are already what the WHATWG parser would make of them: nothing
+// it would percent-encode, no percent-escapes or dot segments for it to
+// resolve, no "\" and no empty query. Those skip the parser, the dearest step
+// of a request target.
+const ALREADY_NORMAL = /^\/[\w\-.~!$&()*+,;=:@/]*(?:\?[\w\-.~!$&()*+,;=:@/?%]+)?$/;
+const DOT_SEGMENT = /\/\.{1,2}(?:[/?]|$)/;
 
 function failure(message: string, originForm = false): { ok: false; originForm: boolean; message: string } {
   return { ok: false, originForm, message };
@@ -37,10 +43,18 @@ export function parseHttpTarget(requestTarget: string): TargetParse<HttpTarget> 
   }
   const hostAndPort = parseAuthority(authority, 80);
   if (!hostAndPort.ok) return hostAndPort;
-  // The WHATWG parser resolves dot segments ("/a/../b", "/%2e%2e/") and turns "\" into "/",
-  // as browsers and most servers do, so the path decided on is the path the server acts on.
+  return { ok: true, target: { ...hostAndPort.target, path: normalisePath(rest) } };
+}
+
+/**
+ * The path and query as the WHATWG parser leaves them: dot segments ("/a/../b",
+ * "/%2e%2e/") resolved and "\" turned into "/", as browsers and most servers
+ * do, so the path decided on is the path the server acts on.
+ */
+export function normalisePath(rest: string): string {
+  if (ALREADY_NORMAL.test(rest) && !DOT_SEGMENT.test(rest)) return rest;
   const url = new URL(`http://placeholder${rest.startsWith('/') ? rest : `/${rest}`}`);
-  return { ok: true, target: { ...hostAndPort.target, path: `${url.pathname}${url.search}` } };
+  return `${url.pathname}${url.search}`;
 }
 
 export function parseConnectAuthority(authority: string): TargetParse<RequestTarget> {
