@@ -8,7 +8,8 @@ import os from 'node:os';
 import { normaliseHost } from '../blocklists/host.js';
 import { CidrSet, parseCidr, type Cidr } from '../core/cidr.js';
 
-export type Resolve = (host: string) => Promise<string[]>;
+/** A name's addresses; a resolver that already holds the answer (a cache) may give it at once. */
+export type Resolve = (host: string) => string[] | Promise<string[]>;
 
 export type GuardVerdict =
   /** `address` is what to connect to; undefined when the parent proxy resolves the name. */
@@ -67,13 +68,16 @@ export function createDestinationGuard(options: DestinationGuardOptions): { chec
     return undefined;
   }
 
+  /** The answer at once when the resolver holds it (no timer to set), else the lookup within the time allowed. */
   async function resolveWithin(host: string): Promise<string[]> {
+    const answer = options.resolve(host);
+    if (Array.isArray(answer)) return answer;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DnsTimeoutError(`no answer for ${host}`)), options.resolveTimeoutMs);
     });
     try {
-      return await Promise.race([options.resolve(host), timeout]);
+      return await Promise.race([answer, timeout]);
     } finally {
       clearTimeout(timer);
     }

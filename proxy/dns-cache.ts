@@ -4,7 +4,8 @@
 // reports no TTL, so answers are kept for a short fixed time: long enough to
 // spare the resolver at 9 a.m., short enough that a site moving address is
 // followed within the minute. Failures are not cached; concurrent lookups of
-// one name share a single query.
+// one name share a single query. A cached answer is returned as it is, not as
+// a promise, so the caller spends no timer or promise on it.
 import { LRUCache } from 'lru-cache';
 import type { Resolve } from './destination-guard.js';
 
@@ -18,10 +19,10 @@ export function cachingResolve(resolve: Resolve, options: DnsCacheOptions = {}):
   const pending = new Map<string, Promise<string[]>>();
   return (host) => {
     const known = answers.get(host);
-    if (known !== undefined) return Promise.resolve(known);
+    if (known !== undefined) return known;
     let lookup = pending.get(host);
     if (lookup === undefined) {
-      lookup = resolve(host).then(
+      lookup = Promise.resolve(resolve(host)).then(
         (addresses) => {
           pending.delete(host);
           answers.set(host, addresses);
