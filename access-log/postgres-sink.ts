@@ -10,8 +10,6 @@
 // work; the staging path is what makes a replay idempotent. The whole attempt
 // has a deadline; past it the connection is destroyed, which makes Postgres
 // roll the transaction back if it had not committed yet.
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
 import type { Pool, PoolClient } from '../core/db.js';
 import { COPY_COLUMNS } from './copy-row.js';
@@ -116,9 +114,17 @@ export class PostgresSink {
   }
 }
 
-/** Runs a COPY ... FROM STDIN with `text` as its data; resolves with the number of rows copied. */
-async function copy(client: PoolClient, statement: string, text: string): Promise<number> {
+/**
+ * Runs a COPY ... FROM STDIN with `text` as its data; resolves with the number
+ * of rows copied once Postgres has confirmed them ('finish'). The text is
+ * written straight to the COPY stream: stream.pipeline() would build and throw
+ * away an AbortError, stack trace and all, at the end of every batch.
+ */
+function copy(client: PoolClient, statement: string, text: string): Promise<number> {
   const stream = client.query(copyStreams.from(statement));
-  await pipeline(Readable.from([text]), stream);
-  return stream.rowCount ?? 0;
+  return new Promise((resolve, reject) => {
+    stream.once('error', reject);
+    stream.once('finish', () => resolve(stream.rowCount ?? 0));
+    stream.end(text);
+  });
 }
