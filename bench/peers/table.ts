@@ -6,6 +6,9 @@ const whole = (value: number | undefined): string => (value === undefined || !Nu
 const ms = (value: number): string => (value < 10 ? value.toFixed(2) : value.toFixed(1));
 const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 const kb = (bytes: number | undefined): string => (bytes === undefined || !Number.isFinite(bytes) ? '–' : (bytes / 1024).toFixed(1));
+/** A garbage collection in the proxy while the clients connect can free more than they take: then there is no figure to give. */
+const GC_NOISE = 'GC noise';
+const perConnection = (bytes: number): string => (bytes < 0 ? GC_NOISE : kb(bytes));
 
 function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
@@ -42,7 +45,7 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
         `${ms(r.light.latencyP50Ms)} / ${ms(r.light.latencyP99Ms)}`,
         r.tunnels ? `${whole(r.tunnels.tunnelsPerSecond)}${r.tunnels.failures ? ` (${r.tunnels.failures} failed)` : ''}` : '–',
         `${mb(r.idleUsage.rssBytes)} / ${mb(r.idleUsage.pssBytes)}`,
-        idle ? `${kb(idle.rssBytesPerConnection)} / ${kb(idle.pssBytesPerConnection)}${idle.closedByProxy ? ` (${idle.closedByProxy} closed by the proxy)` : ''}${idle.failures ? ` (${idle.failures} failed)` : ''}` : '–',
+        idle ? `${perConnection(idle.rssBytesPerConnection)} / ${perConnection(idle.pssBytesPerConnection)}${idle.closedByProxy ? ` (${idle.closedByProxy} closed by the proxy)` : ''}${idle.failures ? ` (${idle.failures} failed)` : ''}` : '–',
         String(r.idleUsage.processes),
       ]),
     );
@@ -51,5 +54,8 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
   const how =
     `wrk ${settings.threads} threads, keep-alive, ${settings.seconds} s per case (one-connection case ${settings.lightSeconds} s); ` +
     `${settings.tunnels} CONNECT tunnels each carrying one request; every case checked against the origin's count.`;
-  return [...lines, '', how, '', ...setups].join('\n');
+  const noise = results.some((r) => r.idle && (r.idle.rssBytesPerConnection < 0 || r.idle.pssBytesPerConnection < 0))
+    ? [`"${GC_NOISE}": the proxy's memory fell while the idle clients connected (a garbage collection freed more than they took), so no figure per connection could be read.`, '']
+    : [];
+  return [...lines, '', how, '', ...noise, ...setups].join('\n');
 }
