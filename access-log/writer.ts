@@ -37,7 +37,14 @@ export interface AccessLogWriterOptions {
   batchSize?: number;
   /** Batches written at once, each on its own connection (the pool needs this many free). */
   writeConcurrency?: number;
-  /** Longest an event waits in the queue before its batch is written. */
+  /**
+   * Longest an event waits in the queue before its batch is written (default
+   * 250 ms). A full batch is written at once whatever this says; at a light
+   * load each COPY costs the proxy far more than its rows do, and a 50 ms
+   * interval cost one proxy process a quarter of its CPU per request against
+   * 250 ms (docs/design-notes.md). What waits here is lost if the process is
+   * killed outright; a clean shutdown writes it.
+   */
   flushIntervalMs?: number;
   /** Most events held in memory; past it, record() writes straight to the spool. */
   queueCap?: number;
@@ -105,7 +112,7 @@ export class AccessLogWriter implements AccessRecorder {
     this.groupSchools = new GroupSchools(options.pool);
     this.batchSize = options.batchSize ?? 5_000;
     this.writeConcurrency = options.writeConcurrency ?? 2;
-    this.flushIntervalMs = options.flushIntervalMs ?? 50;
+    this.flushIntervalMs = options.flushIntervalMs ?? 250;
     this.queueCap = options.queueCap ?? 50_000;
     this.retryMinMs = options.retryMinMs ?? 250;
     this.retryMaxMs = options.retryMaxMs ?? 30_000;
