@@ -1,11 +1,15 @@
 // Fetches a blocklist archive over HTTP(S) to a local file, within a time
 // and size budget, and checks that what arrived is a gzip file before anyone
-// tries to import it.
+// tries to import it. Where the school reaches the internet only through a
+// parent proxy (UPSTREAM_PROXY), the download goes through it too: an
+// http:// archive as an absolute-URI request, an https:// one in a CONNECT
+// tunnel, as the proxy's own traffic does.
 import { createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { fetch, ProxyAgent, type Response } from 'undici';
 
 export class DownloadError extends Error {
   constructor(
@@ -23,13 +27,15 @@ export interface DownloadOptions {
   /** Default 512 MiB; the full upstream UT1 archive is well under 100 MiB. */
   maxBytes?: number;
   onProgress?: (bytesRead: number, bytesTotal: number | undefined) => void;
+  /** The parent proxy to download through (UPSTREAM_PROXY); direct when absent. */
+  proxy?: URL;
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 
 /** Downloads `url` to `file`; on any failure `file` is removed and a DownloadError says why. */
 export async function downloadArchive(url: string, file: string, options: DownloadOptions = {}): Promise<void> {
-  const { timeoutMs = 10 * 60_000, maxBytes = 512 * 1024 * 1024, onProgress } = options;
+  const { timeoutMs = 10 * 60_000, maxBytes = 512 * 1024 * 1024, onProgress, proxy } = options;
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -42,13 +48,14 @@ export async function downloadArchive(url: string, file: string, options: Downlo
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   const timedOut = () => new DownloadError(url, `no complete answer within ${timeoutMs / 1000} s`);
+  const viaProxy = proxy === undefined ? undefined : new ProxyAgent({ uri: proxy.href, proxyTunnel: false });
   try {
     let response: Response;
     try {
-      response = await fetch(parsed, { signal: abort.signal, redirect: 'follow' });
+      response = await fetch(parsed, { signal: abort.signal, redirect: 'follow', dispatcher: viaProxy });
     } catch (err) {
       if (abort.signal.aborted) throw timedOut();
-      throw new DownloadError(url, describeFetchFailure(err));
+      throw new DownloadError(url, `${describeFetchFailure(err)}${proxy ? ` (through the parent proxy ${proxy.host})` : ''}`);
     }
     if (!response.ok || !response.body) {
       await response.body?.cancel();
@@ -85,6 +92,7 @@ export async function downloadArchive(url: string, file: string, options: Downlo
     throw err;
   } finally {
     clearTimeout(timer);
+    await viaProxy?.close();
   }
 }
 

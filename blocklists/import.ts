@@ -125,8 +125,8 @@ export async function updateBlocklists(
 ): Promise<ImportSummary> {
   await mkdir(dataDir, { recursive: true });
   const file = path.join(dataDir, `blocklists-${randomBytes(6).toString('hex')}.tar.gz`);
-  const { timeoutMs, maxBytes, onDownloadProgress } = options;
-  await downloadArchive(url, file, { timeoutMs, maxBytes, onProgress: onDownloadProgress });
+  const { timeoutMs, maxBytes, proxy, onDownloadProgress } = options;
+  await downloadArchive(url, file, { timeoutMs, maxBytes, proxy, onProgress: onDownloadProgress });
   try {
     return await importBlocklists(pool, file, { recordAs: url, ...options });
   } finally {

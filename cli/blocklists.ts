@@ -38,6 +38,7 @@ async function runUpdate(urlArgument: string | undefined, ctx: CliContext): Prom
   let importing: ProgressReporter | undefined;
   return reportOutcome(ctx, download, () =>
     updateBlocklists(ctx.pool, url, ctx.config.dataDir, {
+      proxy: ctx.config.upstreamProxy,
       onDownloadProgress: (done, total) => download.update({ done, total, detail: `${formatBytes(done)}` }),
       onProgress: (p) => {
         if (!importing) {

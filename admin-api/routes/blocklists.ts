@@ -189,6 +189,7 @@ export const blocklistRoutes: FastifyPluginAsyncTypebox<BlocklistRouteOptions> =
         job,
         (report) =>
           updateBlocklists(pool, url, config.dataDir, {
+            proxy: config.upstreamProxy,
             maxBytes: uploadLimitBytes,
             onDownloadProgress: report.download,
             onProgress: report.import,

@@ -441,4 +441,45 @@ describe('updating from a URL', () => {
     expect(err).toBeInstanceOf(DownloadError);
     expect((err as Error).message).toMatch(/ECONNREFUSED/);
   });
+
+  it('downloads through the parent proxy (UPSTREAM_PROXY), following redirects there too', async () => {
+    const seen: string[] = [];
+    // The school's parent proxy, for the test: every absolute-URI request goes on to the archive server.
+    const parent = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const target = new URL(req.url ?? '');
+      const onward = http.request(`${base}${target.pathname}${target.search}`, { method: req.method }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      onward.on('error', () => res.destroy());
+      onward.end();
+    });
+    await new Promise<void>((resolve) => parent.listen(0, '127.0.0.1', resolve));
+    const proxy = new URL(`http://127.0.0.1:${(parent.address() as AddressInfo).port}`);
+    try {
+      // A .invalid name never resolves (RFC 6761): only the parent proxy can have fetched it.
+      const summary = await updateBlocklists(db.pool, 'http://lists.invalid/moved', dataDir(), { proxy });
+      expect(summaryCounts(summary).gambling.domains).toBe(500);
+      expect(seen).toEqual(['GET http://lists.invalid/moved', 'GET http://lists.invalid/lists.tar.gz']);
+      expect(await readdir(dataDir())).toEqual([]);
+    } finally {
+      parent.closeAllConnections();
+      await new Promise((resolve) => parent.close(resolve));
+    }
+  });
+
+  it('says which parent proxy could not be reached, and changes nothing', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const before = await databaseState();
+    const proxy = new URL(`http://127.0.0.1:${port}`);
+    const err = await updateBlocklists(db.pool, 'http://lists.invalid/lists.tar.gz', dataDir(), { proxy }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DownloadError);
+    expect((err as Error).message).toMatch(new RegExp(`ECONNREFUSED.*through the parent proxy 127\\.0\\.0\\.1:${port}`));
+    expect(await databaseState()).toEqual(before);
+    expect(await readdir(dataDir())).toEqual([]);
+  });
 });
