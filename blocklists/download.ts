@@ -92,7 +92,8 @@ export async function downloadArchive(url: string, file: string, options: Downlo
     throw err;
   } finally {
     clearTimeout(timer);
-    await viaProxy?.close();
+    // Done with it either way; destroy() cannot wait on a connection the abort left behind.
+    await viaProxy?.destroy();
   }
 }
 
