@@ -5,7 +5,7 @@
 // is left.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import net from 'node:net';
+import { canConnect } from '../common.js';
 import { isLiveProcess, processGroupMembers, processTree } from './proc.js';
 
 export interface PeerProcess {
@@ -20,17 +20,6 @@ export interface PeerProcess {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 export function spawnPeerProcess(name: string, command: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): PeerProcess {
   const log = openSync(logFile, 'a');

@@ -4,11 +4,10 @@
 // the host, the access-log rows and the alert's link in the admin API. While
 // the receiver is not listening yet, or answers 451, the alert is retried
 // with back-off and delivered once it accepts.
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backoffMs } from '../../safeguarding/alert-delivery.js';
+import { freePort } from '../support/global-postgres.js';
 import { waitFor } from '../support/internet-stand-in.js';
 import { requestViaProxy, startHttpOrigin, type TestOrigin } from '../support/proxy-harness.js';
 import { startSafeguardingStack, type SafeguardingStack } from '../support/safeguarding-stack.js';
@@ -31,15 +30,6 @@ let rejectsLeft = 0;
 
 const FROM = 'portcullis@school.test';
 const TO = ['dsl@school.test', 'deputy.dsl@school.test'];
-
-/** A port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 async function startSmtpReceiver(port: number): Promise<SMTPServer> {
   const server = new SMTPServer({

@@ -1,11 +1,14 @@
 // Vitest global setup: one embedded Postgres for the whole run, in a
 // temporary folder; each test file makes its own database in it.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { freePort } from '../../bench/common.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../core/embedded-postgres.js';
+
+// Tests take their free ports from here; the one implementation lives with the bench's loopback helpers.
+export { freePort };
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,17 +19,6 @@ declare module 'vitest' {
 
 let handle: EmbeddedPostgresHandle | undefined;
 let dataDir: string | undefined;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function setup(project: TestProject): Promise<void> {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-test-'));

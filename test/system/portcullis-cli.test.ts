@@ -10,12 +10,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canConnect } from '../../bench/common.js';
 import { freePort } from '../support/global-postgres.js';
 import { basicAuth, startInternetStandIn, waitUntil, type InternetStandIn } from '../support/internet-stand-in.js';
 import { connectViaProxy, httpsGetOverTunnel, requestViaProxy } from '../support/proxy-harness.js';
@@ -68,17 +68,6 @@ async function exitWithin(child: Child, ms: number): Promise<{ code: number | nu
   } finally {
     clearTimeout(timer);
   }
-}
-
-function portIsOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** The node processes `pid` has started (cluster workers; Postgres is started by a helper binary, not node). */
@@ -178,7 +167,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     }
     // If it had to be killed, its Postgres may be left running: stop that one by its pid.
     const pidFile = dataDir ? path.join(dataDir, 'var', 'postgres', 'postmaster.pid') : '';
-    if (pidFile && existsSync(pidFile) && ports && (await portIsOpen(ports.pg))) {
+    if (pidFile && existsSync(pidFile) && ports && (await canConnect(ports.pg))) {
       const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
       if (pid > 0) {
         try {
@@ -186,7 +175,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
         } catch {
           /* already gone */
         }
-        await waitUntil(async () => !(await portIsOpen(ports.pg)), 10_000, 'the orphaned Postgres to stop', 100).catch(() => undefined);
+        await waitUntil(async () => !(await canConnect(ports.pg)), 10_000, 'the orphaned Postgres to stop', 100).catch(() => undefined);
       }
     }
     await internet?.close();
@@ -340,9 +329,9 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     expect({ code, signal }, child.output()).toEqual({ code: 0, signal: null });
     expect(tookMs).toBeLessThan(10_000);
     expect(child.output()).toContain('"msg":"stopped"');
-    expect(await portIsOpen(ports.pg)).toBe(false);
-    expect(await portIsOpen(ports.proxy)).toBe(false);
-    expect(await portIsOpen(ports.admin)).toBe(false);
+    expect(await canConnect(ports.pg)).toBe(false);
+    expect(await canConnect(ports.proxy)).toBe(false);
+    expect(await canConnect(ports.admin)).toBe(false);
     expect(existsSync(path.join(dataDir, 'var', 'postgres', 'postmaster.pid'))).toBe(false);
     expect(workers.filter(isAlive)).toEqual([]);
   });
