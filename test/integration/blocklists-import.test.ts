@@ -446,7 +446,7 @@ describe('updating from a URL', () => {
     const seen: string[] = [];
     // The school's parent proxy, for the test: every absolute-URI request goes on to the archive server.
     const parent = http.createServer((req, res) => {
-      seen.push(`${req.method} ${req.url}`);
+      seen.push(`${req.method} ${req.url} ${req.headers['proxy-authorization'] ?? '(no credentials)'}`);
       const target = new URL(req.url ?? '');
       const onward = http.request(`${base}${target.pathname}${target.search}`, { method: req.method }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -456,12 +456,14 @@ describe('updating from a URL', () => {
       onward.end();
     });
     await new Promise<void>((resolve) => parent.listen(0, '127.0.0.1', resolve));
-    const proxy = new URL(`http://127.0.0.1:${(parent.address() as AddressInfo).port}`);
+    // Credentials in UPSTREAM_PROXY go to the parent proxy, as the proxy's own traffic sends them.
+    const proxy = new URL(`http://fetcher:s3cret@127.0.0.1:${(parent.address() as AddressInfo).port}`);
+    const credentials = `Basic ${Buffer.from('fetcher:s3cret').toString('base64')}`;
     try {
       // A .invalid name never resolves (RFC 6761): only the parent proxy can have fetched it.
       const summary = await updateBlocklists(db.pool, 'http://lists.invalid/moved', dataDir(), { proxy });
       expect(summaryCounts(summary).gambling.domains).toBe(500);
-      expect(seen).toEqual(['GET http://lists.invalid/moved', 'GET http://lists.invalid/lists.tar.gz']);
+      expect(seen).toEqual([`GET http://lists.invalid/moved ${credentials}`, `GET http://lists.invalid/lists.tar.gz ${credentials}`]);
       expect(await readdir(dataDir())).toEqual([]);
     } finally {
       parent.closeAllConnections();
