@@ -7,8 +7,8 @@
 // writeConcurrency, default 2), BENCH_PHASE_SECONDS (proxy phase length,
 // default 10), BENCH_PAIRS (on/off pairs, default 3), BENCH_CONNECTIONS
 // (connections for every proxy load, default 50), BENCH_PEERS (proxies side
-// by side, default origin,portcullis,portcullis-1,squid,squidguard,e2guardian,
-// tinyproxy), BENCH_PEER_SECONDS (each of their load runs, default 10),
+// by side, default origin,portcullis,portcullis-1,portcullis-5m,squid,
+// squidguard,e2guardian,tinyproxy), BENCH_PEER_SECONDS (each of their load runs, default 10),
 // BENCH_TUNNELS (CONNECT tunnels, default 3000), BENCH_IDLE_CLIENTS (default
 // 1000), BENCH_UT1 (UT1 lists folder,
 // default /work/shared/ut1, else the bundled lists), BENCH_NO_WRITE=1 to

@@ -28,6 +28,8 @@ export interface PortcullisOptions extends FilteringPeerStartOptions {
   originPort: number;
   /** Write V8 CPU profiles of the Portcullis processes here (written when they stop). */
   cpuProfileDir?: string;
+  /** Fail unless the policy in service holds at least this many domains (read from /healthz), and name the peer after it. */
+  minimumDomains?: number;
 }
 
 export const portcullisBlockAnswer: BlockAnswer = {
@@ -63,6 +65,22 @@ function usageWithoutPostgres(rootPid: number): TreeUsage {
   };
 }
 
+/** The domain count of the policy in service, from /healthz (the admin API may start listening just after the proxy). */
+async function policyDomains(adminPort: number): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${adminPort}/healthz`);
+      const body = (await response.json()) as { policy?: { domains?: number } };
+      if (typeof body.policy?.domains === 'number') return body.policy.domains;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`Portcullis's /healthz on port ${adminPort} gave no policy domain count within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 export async function startPortcullis(options: PortcullisOptions): Promise<RunningPeer> {
   const { dir, port, workers } = options;
   await chmod(dir, 0o711); // as root, the embedded Postgres runs as `postgres` and must enter it
@@ -87,14 +105,22 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Runni
   const imported = await run(process.execPath, [BIN, 'blocklists', 'import', options.lists], { env, maxBuffer: 16 * 1024 * 1024 });
   const profiling = options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
   const child = spawnPeerProcess('portcullis', process.execPath, [...profiling, BIN, 'start'], path.join(dir, 'portcullis.out'), env);
+  let domainsInService: number | undefined;
   try {
     await child.waitForPort(port, 120_000);
+    if (options.minimumDomains !== undefined) {
+      domainsInService = await policyDomains(Number(env.ADMIN_PORT));
+      if (domainsInService < options.minimumDomains) {
+        throw new Error(`Portcullis serves ${domainsInService} domains, fewer than the ${options.minimumDomains} it was given: the lists are not the ones meant to be measured`);
+      }
+    }
   } catch (err) {
     await child.stop(15_000);
     throw err;
   }
+  const name = workers === 1 ? 'Portcullis, 1 process' : `Portcullis, ${workers} workers`;
   return {
-    name: workers === 1 ? 'Portcullis, 1 process' : `Portcullis, ${workers} workers`,
+    name: domainsInService === undefined ? name : `${name}, ${domainsInService.toLocaleString('en-GB')} domains`,
     version: `Portcullis ${(JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version}, Node ${process.version}`,
     port,
     pid: child.pid,

@@ -16,6 +16,15 @@ function best(results: readonly PeerResult[], value: (r: PeerResult) => number |
 
 const ratio = (a: number, b: number | undefined): string => (b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
 
+/** The most the proxy held after any case: lists, connections and whatever the load left behind. */
+function highestRss(r: PeerResult): number {
+  return Math.max(r.idleUsage.rssBytes, r.allowed.usage.rssBytes, r.light.usage.rssBytes, r.blocked?.usage.rssBytes ?? 0);
+}
+
+const megabytes = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
+/** portcullis-5m's name ends with the domain count it serves (bench/peers/portcullis.ts). */
+const holdsFullLists = (r: PeerResult): boolean => / domains$/.test(r.name);
+
 export function formatRatios(results: readonly PeerResult[]): string {
   const peers = results.filter((r) => !isPortcullis(r) && !isLimit(r));
   const limit = results.find(isLimit);
@@ -31,12 +40,12 @@ export function formatRatios(results: readonly PeerResult[]): string {
       r.blocked ? `${ratio(r.blocked.requestsPerSecond, bestBlocked?.value)} (aim ≥ 2×)` : '–',
       r.tunnels ? ratio(r.tunnels.tunnelsPerSecond, bestTunnels?.value) : '–',
       addedP99 === undefined ? '–' : `${addedP99.toFixed(2)} ms (aim < 2 ms)`,
-      `${(r.idleUsage.rssBytes / 2 ** 20).toFixed(0)} MB`,
+      `${megabytes(r.idleUsage.rssBytes)} / ${megabytes(highestRss(r))} MB${holdsFullLists(r) ? ' (aim < 400 MB)' : ''}`,
     ];
   });
   const scaling = (() => {
     const one = results.find((r) => r.name === 'Portcullis, 1 process');
-    const many = results.find((r) => isPortcullis(r) && r !== one);
+    const many = results.find((r) => /^Portcullis, \d+ workers$/.test(r.name));
     return one && many ? `Scaling: ${many.name} ÷ one process = ${ratio(many.allowed.requestsPerSecond, one.allowed.requestsPerSecond)} allowed requests/s, ${ratio(many.blocked?.requestsPerSecond ?? 0, one.blocked?.requestsPerSecond)} blocked.` : '';
   })();
   const header = [
@@ -46,7 +55,7 @@ export function formatRatios(results: readonly PeerResult[]): string {
     `blocked req/s ÷ best filtering peer (${bestBlocked?.name ?? '–'})`,
     `CONNECT tunnels/s ÷ best peer (${bestTunnels?.name ?? '–'})`,
     'p99 added at one connection (vs origin direct)',
-    'RSS idle, lists loaded',
+    'RSS idle / highest after a load case',
   ];
   return [
     `| ${header.join(' | ')} |`,

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runWrk } from '../load.js';
+import { writePaddedUt1Folder } from '../padded-lists.js';
 import { startE2guardian } from './e2guardian.js';
 import { measureOriginDirect, measurePeer, type MeasureSettings, type PeerResult } from './measure.js';
 import { startOriginProcess } from './origin.js';
@@ -24,6 +25,11 @@ type Starter = (options: { dir: string; port: number; lists: string; originPort:
 export const STARTERS: Record<string, Starter> = {
   portcullis: (o) => startPortcullis({ ...o, workers: os.availableParallelism() }),
   'portcullis-1': (o) => startPortcullis({ ...o, workers: 1 }),
+  'portcullis-5m': (o) => {
+    const lists = path.join(o.dir, 'ut1-padded');
+    const padded = writePaddedUt1Folder(o.lists, lists, FULL_LIST_DOMAINS);
+    return startPortcullis({ ...o, lists, workers: 1, minimumDomains: padded.syntheticDomains });
+  },
   squid: (o) => startSquid(o),
   'squid-1w': (o) => startSquid({ ...o, workers: 1 }),
   squidguard: (o) => startSquidGuard(o),
@@ -32,7 +38,10 @@ export const STARTERS: Record<string, Starter> = {
   tinyproxy: (o) => startTinyproxy(o),
 };
 
-export const DEFAULT_PEERS = ['origin', 'portcullis', 'portcullis-1', 'squid', 'squidguard', 'e2guardian', 'tinyproxy'];
+/** The size of the full lists issue 7 sets its memory aim for; portcullis-5m pads the UT1 lists to it. */
+const FULL_LIST_DOMAINS = 5_000_000;
+
+export const DEFAULT_PEERS = ['origin', 'portcullis', 'portcullis-1', 'portcullis-5m', 'squid', 'squidguard', 'e2guardian', 'tinyproxy'];
 
 /** Checks the names before anything starts, so that a typo fails at once. */
 export function checkPeerNames(names: readonly string[]): void {

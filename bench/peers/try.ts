@@ -5,8 +5,9 @@
 //   npx tsc -p bench/tsconfig.json && node dist-bench/bench/peers/try.js
 //
 // Settings (environment): BENCH_PEERS (comma-separated, default
-// "origin,portcullis,portcullis-1,squid,squidguard,e2guardian,tinyproxy";
-// portcullis runs one proxy worker per core, portcullis-1 one; also "squid-1w" and
+// "origin,portcullis,portcullis-1,portcullis-5m,squid,squidguard,e2guardian,tinyproxy";
+// portcullis runs one proxy worker per core, portcullis-1 one, portcullis-5m one
+// with the lists padded to 5 million domains (bench/padded-lists.ts); also "squid-1w" and
 // "squidguard-1w" for one SMP worker instead of two), BENCH_PEER_SECONDS (each wrk run,
 // default 10), BENCH_CONNECTIONS (default 50), BENCH_THREADS (wrk threads,
 // 1 or 2, default 2), BENCH_TUNNELS (CONNECT tunnels, default 3000),
