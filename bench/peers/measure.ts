@@ -110,7 +110,7 @@ export async function measurePeer(peer: RunningPeer, origin: OriginProcess, sett
 
   const light = await loadRun(peer, origin, ORIGIN_HOST, 1, 1, settings.lightSeconds);
   checkAllowed(peer.name, 'one connection', light, 1);
-  log(`one connection p50 ${light.figures.latencyP50Ms} ms`);
+  log(`one connection p50 ${light.figures.latencyP50Ms.toFixed(2)} ms`);
 
   let blocked: PeerResult['blocked'];
   if (peer.blockAnswer) {
