@@ -16,7 +16,7 @@ function best(results: readonly PeerResult[], value: (r: PeerResult) => number |
 
 const ratio = (a: number, b: number | undefined): string => (b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
 
-/** The most the proxy held after any case: lists, connections and whatever the load left behind. */
+/** The most the proxy held after the request loads (allowed, one connection, blocked): lists, connections and what the load left behind. */
 function highestRss(r: PeerResult): number {
   return Math.max(r.idleUsage.rssBytes, r.allowed.usage.rssBytes, r.light.usage.rssBytes, r.blocked?.usage.rssBytes ?? 0);
 }

@@ -20,6 +20,9 @@ import { startSquidGuard } from './squidguard.js';
 import { startTinyproxy } from './tinyproxy.js';
 import { ORIGIN_HOST, verifyPeer } from './verify.js';
 
+/** The size of the full lists issue 7 sets its memory aim for; portcullis-5m pads the UT1 lists to it. */
+const FULL_LIST_DOMAINS = 5_000_000;
+
 type Starter = (options: { dir: string; port: number; lists: string; originPort: number }) => Promise<RunningPeer>;
 
 export const STARTERS: Record<string, Starter> = {
@@ -37,9 +40,6 @@ export const STARTERS: Record<string, Starter> = {
   e2guardian: (o) => startE2guardian(o),
   tinyproxy: (o) => startTinyproxy(o),
 };
-
-/** The size of the full lists issue 7 sets its memory aim for; portcullis-5m pads the UT1 lists to it. */
-const FULL_LIST_DOMAINS = 5_000_000;
 
 export const DEFAULT_PEERS = ['origin', 'portcullis', 'portcullis-1', 'portcullis-5m', 'squid', 'squidguard', 'e2guardian', 'tinyproxy'];
 
