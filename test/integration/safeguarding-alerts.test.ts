@@ -84,7 +84,11 @@ describe('alerts', () => {
     const [alert] = await delivered('illegal_content', 1);
     expect(await alertsOf('illegal_content')).toHaveLength(1);
     expect(alert.webhook_attempts).toBe(3);
-    const { rows } = await s.h.db.pool.query("SELECT id::text FROM access_log WHERE host = 'illegal.test' ORDER BY time LIMIT 1");
+    // The alert is raised as the event is recorded; its row reaches access_log with the writer's next batch.
+    const rows = await waitFor('both visits in the access log', async () => {
+      const { rows: logged } = await s.h.db.pool.query<{ id: string }>("SELECT id::text FROM access_log WHERE host = 'illegal.test' ORDER BY time");
+      return logged.length >= 2 ? logged : undefined;
+    });
     expect(alert.ids).toEqual([rows[0].id]);
     const posts = received.filter((r) => r.body.alert.id === alert.id);
     expect(posts.map((p) => p.answered)).toEqual([503, 503, 204]);

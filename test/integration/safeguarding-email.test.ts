@@ -166,7 +166,11 @@ describe('alert email', () => {
     expect(message.to).toEqual(TO);
     expect(header(message.raw, 'Subject')).toBe(`[Portcullis] Alert #${alert.id}: Illegal content - pupil - illegal.test`);
     expect(header(message.raw, 'Content-Type')).toMatch(/^text\/plain/);
-    const { rows } = await s.h.db.pool.query<{ id: string }>("SELECT id::text FROM access_log WHERE host = 'illegal.test' ORDER BY time LIMIT 1");
+    // The alert is raised as the event is recorded; its row reaches access_log with the writer's next batch.
+    const rows = await waitFor('both visits in the access log', async () => {
+      const { rows: logged } = await s.h.db.pool.query<{ id: string }>("SELECT id::text FROM access_log WHERE host = 'illegal.test' ORDER BY time");
+      return logged.length >= 2 ? logged : undefined;
+    });
     expect(alert.ids).toEqual([rows[0].id]);
     const text = body(message.raw);
     expect(text).toContain('Trigger:     Illegal content (illegal_content)');

@@ -102,9 +102,13 @@ describe('search alerts through the running proxy', () => {
       const rows = await searchAlerts('pupil');
       return rows.length === 1 && rows[0].webhook_state === 'delivered' ? rows : undefined;
     });
-    const { rows: logged } = await s.h.db.pool.query<{ id: string; path: string }>(
-      "SELECT id::text, path FROM access_log WHERE host = 'search.test' AND username = 'pupil' ORDER BY time",
-    );
+    // The alert is raised as the event is recorded; its row reaches access_log with the writer's next batch.
+    const logged = await waitFor('both searches in the access log', async () => {
+      const { rows } = await s.h.db.pool.query<{ id: string; path: string }>(
+        "SELECT id::text, path FROM access_log WHERE host = 'search.test' AND username = 'pupil' ORDER BY time",
+      );
+      return rows.length >= 2 ? rows : undefined;
+    });
     expect(logged).toHaveLength(2);
     expect(logged[0].path).toBe('/search?q=How+to+KILL+myself+tonight+quietly');
     expect(alert.ids).toEqual([logged[0].id]);
