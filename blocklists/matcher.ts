@@ -29,7 +29,7 @@ const MAX_LOAD = 0.75;
 /**
  * A finished table is rehashed down to this load: it is held for as long as
  * the lists are in service, and at 5 million domains the slots at the build's
- * load take 37 MiB more. Lookups scan a little further (most misses end in
+ * load take 35 MiB more. Lookups scan a little further (most misses end in
  * the presence filter before reaching the slots).
  */
 const FINISHED_LOAD = 0.75;
