@@ -46,7 +46,16 @@ describe('writePaddedUt1Folder', () => {
     expect(synthetic).toHaveLength(4_996);
     expect(new Set(synthetic).size).toBe(4_996);
     for (const name of synthetic) expect(name).toMatch(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/);
-    expect(synthetic).not.toContain('adult.example');
+  });
+
+  it('skips a name the real lists already hold, still reaching the total', () => {
+    writePaddedUt1Folder(source, path.join(work, 'first'), 100);
+    // The first synthetic name (line 0 is the real adult.example), made a real entry of another category.
+    const first = lines(path.join(work, 'first', 'adult', 'domains'))[1];
+    writeList('games', 'domains', `play.example\n${first.toUpperCase()}\n`);
+    const padded = writePaddedUt1Folder(source, path.join(work, 'second'), 100);
+    expect(padded).toEqual({ realDomains: 5, syntheticDomains: 95 });
+    expect(lines(path.join(work, 'second', 'adult', 'domains'))).not.toContain(first);
   });
 
   it('writes the same names on every run', () => {
