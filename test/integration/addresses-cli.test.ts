@@ -15,6 +15,7 @@ import { PolicyStore } from '../../core/policy/store.js';
 import { addUser } from '../../core/users.js';
 import { createIdentifier } from '../../proxy/identify.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { untilPolicy } from '../support/policy-reload.js';
 
 const log = createLogger('silent');
 let db: TestDatabase;
@@ -56,11 +57,9 @@ afterAll(async () => {
 
 describe('portcullis addresses', () => {
   it('assigns a suite to a group and a laptop to a person, and the proxy identifies them by address', async () => {
-    const reloaded = store.nextReload();
     expect(await run('assign', '10.20.0.0/16', '--group', 'pupils', '--note', 'ICT suite')).toMatchObject({ code: 0 });
     expect(await run('assign', '10.20.5.7', '--user', 'JSmith')).toMatchObject({ code: 0 });
-    await reloaded;
-    if (store.current.ipAssignments.lookup('10.20.5.7') === undefined) await store.nextReload();
+    await untilPolicy(store, (snapshot) => snapshot.ipAssignments.lookup('10.20.5.7') !== undefined, 'the laptop assigned');
 
     const identify = createIdentifier({ pool: db.pool, mode: 'optional', snapshotSource: () => store.current, log }).identify;
     expect(await identify('10.20.5.7', undefined)).toMatchObject({ ok: true, identity: { username: 'jsmith', groupKey: 'staff' } });

@@ -18,6 +18,7 @@ import type { AlertEmailConfig } from '../../core/config.js';
 import { EmailDelivery } from '../../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../../safeguarding/webhook-delivery.js';
 import { PASSWORD, startAdminHarness, type AdminHarness } from './admin-app.js';
+import { untilPolicy } from './policy-reload.js';
 import { resolveTestNames, testConfig } from './proxy-harness.js';
 
 export interface SafeguardingStack {
@@ -97,13 +98,12 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
     searchTerms: runtime.searchTerms,
     proxyAuth: (username) => `Basic ${Buffer.from(`${username}:${PASSWORD}`).toString('base64')}`,
     async listHosts(category, hosts) {
-      const reloaded = store.nextReload();
       await h.db.pool.query(
         `INSERT INTO list_entries (category_id, kind, value, source)
          SELECT c.id, 'domain', unnest($2::text[]), 'local' FROM categories c WHERE c.key = $1`,
         [category, hosts],
       );
-      await reloaded;
+      await untilPolicy(store, (snapshot) => hosts.every((host) => snapshot.lists.matchHost(host).length > 0), `${hosts.join(', ')} listed`);
     },
     async close() {
       await runtime.stop();
