@@ -1,8 +1,10 @@
 // Hourly upkeep of the access log: partitions created ahead, expired ones
-// dropped, and the daily rollup refreshed for yesterday and today. Each step
-// runs even if another fails; failures are logged and retried next hour.
+// dropped, the daily rollup refreshed for yesterday and today, and the index
+// by host built on days that have closed. Each step runs even if another
+// fails; failures are logged and retried next hour.
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
+import { indexClosedPartitions, type BuiltHostIndex } from './host-index.js';
 import { dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
 import { rollupDay } from './rollup.js';
 
@@ -15,6 +17,8 @@ export interface AccessLogMaintenanceOptions {
   daysAhead?: number;
   intervalMs?: number;
   now?: () => Date;
+  /** Aborting cancels a step in progress where that is safe (an index build). */
+  signal?: AbortSignal;
 }
 
 export interface AccessLogMaintenanceReport {
@@ -22,6 +26,8 @@ export interface AccessLogMaintenanceReport {
   dropped: DroppedPartition[];
   /** Days (YYYY-MM-DD) whose rollup was refreshed. */
   rolledUp: string[];
+  /** Closed days whose index by host was built. */
+  indexed: BuiltHostIndex[];
   /** One message per step that failed. */
   failures: string[];
 }
@@ -29,7 +35,8 @@ export interface AccessLogMaintenanceReport {
 export interface AccessLogMaintenance {
   /** Runs every step now (also what the timer does). */
   runOnce(): Promise<AccessLogMaintenanceReport>;
-  stop(): void;
+  /** Stops the timer, cancels an index build in progress and waits for the run in progress to end. */
+  stop(): Promise<void>;
 }
 
 const DAY_MS = 86_400_000;
@@ -37,7 +44,7 @@ const DAY_MS = 86_400_000;
 export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptions): Promise<AccessLogMaintenanceReport> {
   const { pool, log } = options;
   const now = options.now?.() ?? new Date();
-  const report: AccessLogMaintenanceReport = { created: [], dropped: [], rolledUp: [], failures: [] };
+  const report: AccessLogMaintenanceReport = { created: [], dropped: [], rolledUp: [], indexed: [], failures: [] };
   const step = async (name: string, work: () => Promise<void>) => {
     try {
       await work();
@@ -66,15 +73,23 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
       report.rolledUp.push(day);
     });
   }
+  // Last: on the first run after an upgrade it may build a year of days.
+  await step('index closed days by host', async () => {
+    report.indexed = await indexClosedPartitions(pool, now, options.signal);
+    for (const built of report.indexed) {
+      log.info({ partition: built.partition, index: built.index, ms: built.milliseconds }, 'access log partition indexed by host');
+    }
+  });
   return report;
 }
 
 /** Runs the upkeep now and then every intervalMs (an hour by default); the timer does not keep the process alive. */
 export function startAccessLogMaintenance(options: AccessLogMaintenanceOptions): AccessLogMaintenance {
+  const stopping = new AbortController();
   let running: Promise<AccessLogMaintenanceReport> | undefined;
   const runOnce = () => {
     // Never two runs at once in one process.
-    running ??= runAccessLogMaintenance(options).finally(() => {
+    running ??= runAccessLogMaintenance({ ...options, signal: stopping.signal }).finally(() => {
       running = undefined;
     });
     return running;
@@ -82,5 +97,12 @@ export function startAccessLogMaintenance(options: AccessLogMaintenanceOptions):
   const timer = setInterval(() => void runOnce(), options.intervalMs ?? 3_600_000);
   timer.unref();
   void runOnce();
-  return { runOnce, stop: () => clearInterval(timer) };
+  return {
+    runOnce,
+    stop: async () => {
+      clearInterval(timer);
+      stopping.abort();
+      await running;
+    },
+  };
 }

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { encodeAccessEvent } from '../access-log/copy-row.js';
 import { newEventId } from '../access-log/event-id.js';
+import { buildHostIndex, hostIndexName } from '../access-log/host-index.js';
 import { AccessLogWriter } from '../access-log/writer.js';
 import { createPool } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
@@ -165,6 +166,40 @@ export async function measureAccessLogThroughput(options: ThroughputOptions): Pr
   }
 }
 
+export interface HostIndexBuildResult {
+  partition: string;
+  rows: number;
+  seconds: number;
+  /** Postgres CPU per row of the build, when Postgres's CPU is known. */
+  postgresCpuMicrosPerRow: number | null;
+}
+
+/**
+ * The index by host that the writer no longer keeps up live, built as the
+ * maintenance builds it when the day closes, on the partition of `day` (the
+ * day the throughput runs filled), and then dropped again, as an open day's
+ * partition is kept.
+ */
+export async function measureHostIndexBuild(connectionString: string, day: Date, postgresCpuSeconds?: () => number): Promise<HostIndexBuildResult> {
+  const pool = createPool(connectionString, undefined, 2);
+  const client = await pool.connect();
+  try {
+    const partition = `access_log_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${client.escapeIdentifier(partition)}`);
+    const pgBefore = postgresCpuSeconds?.();
+    const started = performance.now();
+    await buildHostIndex(client, partition);
+    const seconds = (performance.now() - started) / 1000;
+    const pgCpu = pgBefore === undefined ? null : postgresCpuSeconds!() - pgBefore;
+    await client.query(`DROP INDEX ${client.escapeIdentifier(hostIndexName(partition))}`);
+    const count = Number(rows[0].n);
+    return { partition, rows: count, seconds, postgresCpuMicrosPerRow: pgCpu === null ? null : (pgCpu * 1e6) / count };
+  } finally {
+    client.release();
+    await pool.end();
+  }
+}
+
 /** CPU µs per event of making bench events (what the proxy does, not the writer), in a tight loop. */
 function measureEventMaking(count: number): number {
   const cpuBefore = processCpuSeconds();
@@ -204,6 +239,7 @@ async function main(): Promise<void> {
   const writeConcurrency = Number(process.env.BENCH_CONCURRENCY ?? 2);
   const embedded = process.env.DATABASE_URL ? undefined : await startBenchPostgres();
   try {
+    const started = new Date();
     const result = await measureAccessLogThroughput({
       connectionString: process.env.DATABASE_URL ?? embedded!.connectionString,
       seconds,
@@ -211,7 +247,8 @@ async function main(): Promise<void> {
       postgresCpuSeconds: embedded ? () => embedded.cpuSeconds() : undefined,
     });
     checkThroughput(result);
-    console.log(JSON.stringify({ ...result, encode: measureEncode(20), cpus: os.cpus().length, cpu: os.cpus()[0]?.model }, null, 2));
+    const hostIndex = await measureHostIndexBuild(process.env.DATABASE_URL ?? embedded!.connectionString, started, embedded && (() => embedded.cpuSeconds()));
+    console.log(JSON.stringify({ ...result, hostIndex, encode: measureEncode(20), cpus: os.cpus().length, cpu: os.cpus()[0]?.model }, null, 2));
   } finally {
     await embedded?.stop();
   }

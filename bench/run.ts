@@ -21,7 +21,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createPool } from '../core/db.js';
 import { packageRoot } from '../core/paths.js';
-import { checkThroughput, measureAccessLogThroughput, measureEncode, type ThroughputResult } from './access-log-throughput.js';
+import { checkThroughput, measureAccessLogThroughput, measureEncode, measureHostIndexBuild, type HostIndexBuildResult, type ThroughputResult } from './access-log-throughput.js';
 import { formatNumber as n, median, startBenchPostgres, type QueryKind } from './lib.js';
 import { formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './cpu-profile.js';
 import type { MeasureSettings } from './peers/measure.js';
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   let proxy: ProxyBenchResult;
   const throughput: ThroughputResult[] = [];
   let encode: ReturnType<typeof measureEncode>;
+  let hostIndex: HostIndexBuildResult;
   let pgVersion: string;
   let lists: { source: string; domains: number; urls: number; seconds: number };
   try {
@@ -81,12 +82,14 @@ async function main(): Promise<void> {
     proxy = await measureProxyLogging({ connectionString: pg.connectionString, phaseSeconds, pairs, connections, postgresCpuSeconds: () => pg.cpuSeconds() });
 
     console.error(`access-log throughput: ${runs} runs of ${seconds} s, writeConcurrency ${writeConcurrency}`);
+    const throughputStarted = new Date();
     for (let i = 0; i < runs; i++) {
       const result = await measureAccessLogThroughput({ connectionString: pg.connectionString, seconds, writeConcurrency, postgresCpuSeconds: () => pg.cpuSeconds() });
       checkThroughput(result);
       throughput.push(result);
       console.error(`  run ${i + 1}: ${Math.round(result.eventsPerSecond)} events/s, load ${result.loadMedian.toFixed(2)}`);
     }
+    hostIndex = await measureHostIndexBuild(pg.connectionString, throughputStarted, () => pg.cpuSeconds());
     encode = measureEncode(40);
   } finally {
     await pg.stop();
@@ -169,6 +172,11 @@ async function main(): Promise<void> {
     ['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'],
   );
 
+  const hostIndexLine =
+    `Rows are written without the index by host, which the hourly maintenance builds on each day's partition once the day has closed (\`access-log/host-index.ts\`). ` +
+    `Built as it builds it, on the partition the runs above filled: ${n(hostIndex.rows)} rows in ${hostIndex.seconds.toFixed(1)} s, ` +
+    `${hostIndex.postgresCpuMicrosPerRow === null ? 'Postgres CPU not measured' : `${hostIndex.postgresCpuMicrosPerRow.toFixed(1)} µs of Postgres CPU per row`}, once, at night.`;
+
   // Batch anatomy over all runs: a first write is one COPY into access_log; only a replay (or a
   // repeated event) adds BEGIN, COPY into a staging table, INSERT … ON CONFLICT and COMMIT.
   const kinds = (['BEGIN', 'COPY', 'INSERT', 'COMMIT'] as QueryKind[]).filter((kind) => throughput.some((t) => t.queries[kind] !== undefined));
@@ -223,6 +231,8 @@ async function main(): Promise<void> {
     '',
     throughputTable,
     '',
+    hostIndexLine,
+    '',
     '### Where the time goes: one batch on the write path',
     '',
     `Query times are taken on the writer's own pooled sessions during the runs above (from sending the query to Postgres's answer; for COPY, until Postgres acknowledged the data). Encoding is measured apart, on the same kind of events: ${encode.microsPerEvent.toFixed(2)} µs and ${Math.round(encode.bytesPerEvent)} bytes of COPY text per event. ` +
@@ -258,7 +268,7 @@ async function main(): Promise<void> {
     END,
   ].join('\n');
 
-  console.log(`\n${summaryTable}\n\n${costLine}\n\n${phaseTable}\n\n${throughputTable}\n\n${anatomyTable}\n\n${formatRatios(peerResults)}\n\n${formatPeerTable(peerResults, peerSettings)}\n\n${formatProfileSummary(profile)}\n`);
+  console.log(`\n${summaryTable}\n\n${costLine}\n\n${phaseTable}\n\n${throughputTable}\n\n${hostIndexLine}\n\n${anatomyTable}\n\n${formatRatios(peerResults)}\n\n${formatPeerTable(peerResults, peerSettings)}\n\n${formatProfileSummary(profile)}\n`);
 
   if (process.env.BENCH_NO_WRITE !== '1') {
     const file = path.join(packageRoot, 'BENCHMARKS.md');

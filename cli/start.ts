@@ -114,7 +114,7 @@ export async function startPortcullis(
       closers.push(() => email.stop());
     }
     const maintenance = startAccessLogMaintenance({ pool: db.pool, log, retentionDays: config.logRetentionDays });
-    closers.push(async () => maintenance.stop());
+    closers.push(() => maintenance.stop());
     const onAlertRaised = (): void => {
       webhook?.poke();
       email?.poke();

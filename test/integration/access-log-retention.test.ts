@@ -139,7 +139,7 @@ describe('access log partitions, retention and rollup', () => {
     await expect(rollupDay(db.pool, '15/06/2025')).rejects.toThrow('rollup day must be a date as YYYY-MM-DD, got "15/06/2025"');
   });
 
-  it('maintenance creates ahead, applies retention and refreshes the rollup, reporting each', async () => {
+  it('maintenance creates ahead, applies retention, refreshes the rollup and indexes closed days by host, reporting each', async () => {
     const now = new Date('2023-01-20T08:00:00Z');
     await db.pool.query("SELECT access_log_ensure_partitions('2023-01-01', '2023-01-03')");
     const report = await runAccessLogMaintenance({ pool: db.pool, log: capturingLogger().log, retentionDays: 15, daysAhead: 1, now: () => now });
@@ -147,6 +147,8 @@ describe('access log partitions, retention and rollup', () => {
     // Only these are older than 15 days before 2023-01-20: the other tests' partitions are all later.
     expect(report.dropped.map((p) => p.name)).toEqual(['access_log_p20230101', 'access_log_p20230102', 'access_log_p20230103']);
     expect(report.rolledUp).toEqual(['2023-01-19', '2023-01-20']);
+    // The only partition left that ended by 2023-01-20 08:00.
+    expect(report.indexed.map((b) => b.partition)).toEqual(['access_log_p20230119']);
     expect(report.failures).toEqual([]);
   });
 });

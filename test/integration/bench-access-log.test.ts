@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkThroughput, measureAccessLogThroughput, measureHostIndexBuild } from '../../bench/access-log-throughput.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+describe('the access-log benchmark', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('counts what reached access_log, and times the day-close index on those rows without leaving it behind', async () => {
+    const day = new Date();
+    const result = await measureAccessLogThroughput({ connectionString: db.url, seconds: 1, writeConcurrency: 2 });
+    checkThroughput(result);
+    expect(result.written).toBeGreaterThan(1000);
+    expect(result.rowsInTable).toBe(result.written);
+
+    const partition = `access_log_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${partition}`);
+    const build = await measureHostIndexBuild(db.url, day);
+    expect(build).toMatchObject({ partition, rows: Number(rows[0].n), postgresCpuMicrosPerRow: null });
+    expect(build.seconds).toBeGreaterThan(0);
+    const left = await db.pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 AND indexname LIKE $2', [partition, '%host_time']);
+    expect(left.rows).toEqual([]);
+  });
+
+  it('refuses a run that lost or repeated events', () => {
+    const base = { recorded: 10, written: 10, rowsInTable: 10, spooled: 0, dropped: 0, rejected: 0 };
+    const run = (over: Partial<typeof base>) => () => checkThroughput({ ...base, ...over } as Parameters<typeof checkThroughput>[0]);
+    expect(run({})).not.toThrow();
+    expect(run({ written: 9 })).toThrow('recorded 10 events but wrote 9');
+    expect(run({ rowsInTable: 11 })).toThrow('access_log holds 11 rows for 10 events');
+    expect(run({ spooled: 1 })).toThrow('spooled 1, dropped 0, rejected 0 (all should be 0)');
+  });
+});
