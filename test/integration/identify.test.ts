@@ -8,6 +8,7 @@ import { PolicyStore } from '../../core/policy/store.js';
 import { addUser, disableUser, setPassword } from '../../core/users.js';
 import { createIdentifier, type Identifier } from '../../proxy/identify.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { untilPolicy } from '../support/policy-reload.js';
 
 const log = createLogger('silent');
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -22,11 +23,11 @@ function identifier(mode: ProxyAuthMode): Identifier {
   return createIdentifier({ pool: db.pool, mode, snapshotSource: () => store.current, log });
 }
 
+/** Runs a change to the users and waits until the policy in service shows it (its users digest moves on). */
 async function afterReload(change: () => Promise<unknown>): Promise<void> {
-  const reloaded = store.nextReload();
+  const before = store.current.usersDigest;
   await change();
-  const outcome = await reloaded;
-  if (!outcome.ok) throw outcome.error;
+  await untilPolicy(store, (snapshot) => snapshot.usersDigest !== before, 'the change to the users');
 }
 
 beforeAll(async () => {

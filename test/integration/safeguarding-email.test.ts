@@ -10,6 +10,7 @@ import { backoffMs } from '../../safeguarding/alert-delivery.js';
 import { freePort } from '../support/global-postgres.js';
 import { waitFor } from '../support/internet-stand-in.js';
 import { requestViaProxy, startHttpOrigin, type TestOrigin } from '../support/proxy-harness.js';
+import { groupRuleIs, untilPolicy } from '../support/policy-reload.js';
 import { startSafeguardingStack, type SafeguardingStack } from '../support/safeguarding-stack.js';
 
 interface Message {
@@ -94,12 +95,11 @@ beforeAll(async () => {
   await s.h.createUser('lead', ['staff', 'dsl']);
   await s.listHosts('iwf', ['illegal.test']);
   await s.listHosts('chat', ['chatroom.test']);
-  const reloaded = s.store.nextReload();
   await s.h.db.pool.query(
     `UPDATE group_rules SET action = 'monitor', schedule_id = NULL
       WHERE group_id = (SELECT id FROM groups WHERE key = 'pupils') AND category_id = (SELECT id FROM categories WHERE key = 'chat')`,
   );
-  await reloaded;
+  await untilPolicy(s.store, groupRuleIs('pupils', 'chat', 'monitor'), "pupils' chat rule as monitor");
 });
 
 afterAll(async () => {

@@ -5,6 +5,7 @@
 // admins work their queues; people see only their own; every action audited.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestViaProxy, startHttpOrigin, type TestOrigin } from '../support/proxy-harness.js';
+import { untilPolicy } from '../support/policy-reload.js';
 import { startSafeguardingStack, type SafeguardingStack } from '../support/safeguarding-stack.js';
 import { PASSWORD } from '../support/admin-app.js';
 
@@ -199,7 +200,6 @@ describe('unblock requests', () => {
     expect((await api(tech, 'POST', `/api/unblock-requests/${asked.json.id}/approve`, { expiresAt: '2001-01-01T00:00:00Z' })).status).toBe(400);
 
     const expiresAt = new Date(Date.now() + 2_500);
-    const reloaded = s.store.nextReload();
     const approved = await api(tech, 'POST', `/api/unblock-requests/${asked.json.id}/approve`, { expiresAt: expiresAt.toISOString() });
     expect(approved.status).toBe(200);
     expect(approved.json).toMatchObject({ status: 'approved', decidedBy: 'tech', overrideExpiresAt: expiresAt.toISOString() });
@@ -207,7 +207,12 @@ describe('unblock requests', () => {
     expect(rows[0]).toMatchObject({ action: 'allow', value: 'cards.test', decided_by: 'tech' });
     expect(rows[0].reason).toContain('probability lesson on card games');
     expect(rows[0].expires_at.toISOString()).toBe(expiresAt.toISOString());
-    await reloaded;
+    const overrideId = approved.json.overrideId as number;
+    await untilPolicy(
+      s.store,
+      (snapshot) => [...snapshot.groups.values()].some((g) => snapshot.overrides.find(g.id, 'cards.test', undefined, Date.now())?.id === overrideId),
+      `override #${overrideId} for cards.test`,
+    );
 
     const allowed = await browse('cards.test', 'teacher');
     expect(allowed.status).toBe(200);

@@ -16,3 +16,12 @@ export async function untilPolicy(store: PolicyStore, holds: (snapshot: PolicySn
     clearTimeout(timer);
   }
 }
+
+/** A predicate for untilPolicy: the group's rule for the category has this action, at all times (no schedule). */
+export function groupRuleIs(groupKey: string, categoryKey: string, action: string): (snapshot: PolicySnapshot) => boolean {
+  return (snapshot) => {
+    const category = snapshot.categoryByKey.get(categoryKey);
+    const rule = category && snapshot.groupByKey.get(groupKey)?.rules[category.id];
+    return rule?.action === action && rule.schedule === null;
+  };
+}
