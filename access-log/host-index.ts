@@ -79,6 +79,8 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
   } catch (err) {
     // Ending the session also releases the advisory lock.
     client.release(err as Error);
+    // The abort's cancel may have caught a query other than a build: still a stop, not a failure.
+    if (signal?.aborted) return built;
     throw err;
   } finally {
     signal?.removeEventListener('abort', cancel);

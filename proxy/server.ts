@@ -41,17 +41,16 @@ const SIGN_IN_UNAVAILABLE = 'Your sign-in cannot be checked just now. Try again 
 // Real ClientHellos are a few kilobytes (post-quantum key shares included); far more is not a browser.
 const MAX_CLIENT_HELLO_BYTES = 32 * 1024;
 
-
 function describeUser(identity: Identity): string {
   return identity.username ?? `not signed in (group ${identity.groupKey})`;
 }
 
-/** The stricter of two decisions, for a tunnel whose CONNECT host and TLS server name differ. */
 /** The policy allowed it, but the proxy's own protections refused it: record it as such. */
 function safetyRefusal(decision: Decision, reason: string): Decision {
   return { action: 'block', categories: decision.categories, category: null, ruleKind: 'safety', ruleId: null, rule: `proxy safety: ${reason}` };
 }
 
+/** The stricter of two decisions, for a tunnel whose CONNECT host and TLS server name differ. */
 function stricter(a: Decision, b: Decision): Decision {
   const rank = { allow: 0, monitor: 1, block: 2 } as const;
   return rank[b.action] > rank[a.action] ? b : a;
