@@ -4,11 +4,11 @@ import type { MeasureSettings, PeerResult } from './measure.js';
 
 const whole = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '–' : Math.round(value).toLocaleString('en-GB'));
 const ms = (value: number): string => (value < 10 ? value.toFixed(2) : value.toFixed(1));
-const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
-const kb = (bytes: number | undefined): string => (bytes === undefined || !Number.isFinite(bytes) ? '–' : (bytes / 1024).toFixed(1));
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+const kib = (bytes: number | undefined): string => (bytes === undefined || !Number.isFinite(bytes) ? '–' : (bytes / 1024).toFixed(1));
 /** A garbage collection in the proxy while the clients connect can free more than they take: then there is no figure to give. */
 const GC_NOISE = 'GC noise';
-const perConnection = (bytes: number): string => (bytes < 0 ? GC_NOISE : kb(bytes));
+const perConnection = (bytes: number): string => (bytes < 0 ? GC_NOISE : kib(bytes));
 
 function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
@@ -26,8 +26,8 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
     '1 conn req/s',
     '1 conn p50 / p99 ms',
     `CONNECT tunnels/s (${c} at once)`,
-    'RSS / PSS MB (idle)',
-    `RSS / PSS KB per idle conn (${settings.idleClients})`,
+    'RSS / PSS MiB (idle)',
+    `RSS / PSS KiB per idle conn (${settings.idleClients})`,
     'processes',
   ];
   const lines = [row(header), row(header.map((_, i) => (i === 0 || i === 5 ? '---' : '---:')))];
@@ -44,7 +44,7 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
         whole(r.light.requestsPerSecond),
         `${ms(r.light.latencyP50Ms)} / ${ms(r.light.latencyP99Ms)}`,
         r.tunnels ? `${whole(r.tunnels.tunnelsPerSecond)}${r.tunnels.failures ? ` (${r.tunnels.failures} failed)` : ''}` : '–',
-        `${mb(r.idleUsage.rssBytes)} / ${mb(r.idleUsage.pssBytes)}`,
+        `${mib(r.idleUsage.rssBytes)} / ${mib(r.idleUsage.pssBytes)}`,
         idle ? `${perConnection(idle.rssBytesPerConnection)} / ${perConnection(idle.pssBytesPerConnection)}${idle.closedByProxy ? ` (${idle.closedByProxy} closed by the proxy)` : ''}${idle.failures ? ` (${idle.failures} failed)` : ''}` : '–',
         String(r.idleUsage.processes),
       ]),
