@@ -134,12 +134,12 @@ describe('the index by host, built when a day closes', () => {
     });
     try {
       await waitFor(
-        async () => (await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'")).rowCount === 1,
+        async () => (await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'")).rowCount === 1,
         10_000,
         'the build to wait for the lock',
       );
       await maintenance.stop();
-      const waiting = await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'");
+      const waiting = await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'");
       expect(waiting.rowCount).toBe(0);
     } finally {
       await blocker.query('ROLLBACK');
