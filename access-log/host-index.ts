@@ -10,10 +10,10 @@
 // once per day, and CONCURRENTLY, so rows still arriving for a closed day (a
 // replayed spool, a tunnel that closed after midnight) are never held up.
 import type { Pool, PoolClient } from '../core/db.js';
+import { partitionStart } from './partitions.js';
 
 /** Session advisory lock: one builder at a time across processes sharing the database. */
 const HOST_INDEX_LOCK = 7_099_746_012;
-const PARTITION_NAME = /^access_log_p(\d{4})(\d{2})(\d{2})$/;
 const DAY_MS = 86_400_000;
 
 export interface BuiltHostIndex {
@@ -98,9 +98,7 @@ async function closedPartitionsWithoutHostIndex(client: PoolClient, now: Date): 
   return rows
     .map((r) => r.name)
     .filter((name) => {
-      const match = PARTITION_NAME.exec(name);
-      if (!match) return false; // not one of ours
-      const start = Date.parse(`${match[1]}-${match[2]}-${match[3]}T00:00:00Z`);
-      return !Number.isNaN(start) && start + DAY_MS <= now.getTime();
+      const start = partitionStart(name); // undefined for a table not ours
+      return start !== undefined && start.getTime() + DAY_MS <= now.getTime();
     });
 }

@@ -16,6 +16,14 @@ export interface DroppedPartition {
   to: Date;
 }
 
+/** The first instant a partition named access_log_pYYYYMMDD covers; undefined for a table not named so. */
+export function partitionStart(name: string): Date | undefined {
+  const match = PARTITION_NAME.exec(name);
+  if (!match) return undefined;
+  const start = new Date(`${match[1]}-${match[2]}-${match[3]}T00:00:00Z`);
+  return Number.isNaN(start.getTime()) ? undefined : start;
+}
+
 function utcDayString(time: number): string {
   return new Date(time).toISOString().slice(0, 10);
 }
@@ -50,10 +58,8 @@ export async function dropExpiredPartitions(pool: Pool, retentionDays: number, n
     );
     const dropped: DroppedPartition[] = [];
     for (const { name } of partitions.rows) {
-      const match = PARTITION_NAME.exec(name);
-      if (!match) continue; // not one of ours: leave it to whoever made it
-      const from = new Date(`${match[1]}-${match[2]}-${match[3]}T00:00:00Z`);
-      if (Number.isNaN(from.getTime())) continue;
+      const from = partitionStart(name);
+      if (from === undefined) continue; // not one of ours: leave it to whoever made it
       const to = new Date(from.getTime() + DAY_MS);
       if (to.getTime() > cutoff) continue;
       await client.query(`DROP TABLE ${client.escapeIdentifier(name)}`);

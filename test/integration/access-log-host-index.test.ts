@@ -5,9 +5,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexClosedPartitions } from '../../access-log/host-index.js';
 import { startAccessLogMaintenance } from '../../access-log/maintenance.js';
-import { AccessLogWriter } from '../../access-log/writer.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, seedSchool, waitFor, type SeededSchool } from '../support/access-events.js';
+import { accessEvent, capturingLogger, writeAllEvents, seedSchool, waitFor, type SeededSchool } from '../support/access-events.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 describe('the index by host, built when a day closes', () => {
@@ -25,13 +24,7 @@ describe('the index by host, built when a day closes', () => {
     await rm(spoolRoot, { recursive: true, force: true });
   });
 
-  async function write(name: string, events: AccessEvent[]): Promise<void> {
-    const writer = new AccessLogWriter({ pool: db.pool, spoolDir: path.join(spoolRoot, name), log: capturingLogger().log });
-    await writer.start();
-    for (const e of events) writer.record(e);
-    await writer.close();
-    expect(writer.counters()).toMatchObject({ written: events.length, dropped: 0 });
-  }
+  const write = (name: string, events: AccessEvent[]) => writeAllEvents(db.pool, path.join(spoolRoot, name), events);
 
   const visit = (host: string, time: string) => accessEvent({ groupId: school.groupId, userId: school.userIds[0], host, time: new Date(time) });
 

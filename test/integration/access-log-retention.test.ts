@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
 import { rollupDay } from '../../access-log/rollup.js';
-import { AccessLogWriter } from '../../access-log/writer.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, seedSchool, type SeededSchool } from '../support/access-events.js';
+import { accessEvent, capturingLogger, writeAllEvents, seedSchool, type SeededSchool } from '../support/access-events.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 describe('access log partitions, retention and rollup', () => {
@@ -27,13 +26,7 @@ describe('access log partitions, retention and rollup', () => {
     await rm(spoolRoot, { recursive: true, force: true });
   });
 
-  async function write(name: string, events: AccessEvent[]): Promise<void> {
-    const writer = new AccessLogWriter({ pool: db.pool, spoolDir: path.join(spoolRoot, name), log: capturingLogger().log });
-    await writer.start();
-    for (const e of events) writer.record(e);
-    await writer.close();
-    expect(writer.counters()).toMatchObject({ written: events.length, dropped: 0 });
-  }
+  const write = (name: string, events: AccessEvent[]) => writeAllEvents(db.pool, path.join(spoolRoot, name), events);
 
   async function partitionsBetween(first: string, last: string): Promise<string[]> {
     const result = await db.pool.query<{ name: string }>(

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { AccessLogWriter } from '../../access-log/writer.js';
 import type { Pool } from '../../core/db.js';
 import type { AccessEvent } from '../../proxy/types.js';
 
@@ -69,4 +70,14 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Writes `events` through a writer of their own (spooling to `spoolDir`) and fails unless every one was written. */
+export async function writeAllEvents(pool: Pool, spoolDir: string, events: readonly AccessEvent[]): Promise<void> {
+  const writer = new AccessLogWriter({ pool, spoolDir, log: capturingLogger().log });
+  await writer.start();
+  for (const e of events) writer.record(e);
+  await writer.close();
+  const { written, dropped } = writer.counters();
+  if (written !== events.length || dropped !== 0) throw new Error(`wrote ${written} of ${events.length} events, dropped ${dropped}`);
 }
