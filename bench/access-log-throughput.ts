@@ -186,13 +186,14 @@ export async function measureHostIndexBuild(connectionString: string, day: Date,
   try {
     const partition = `access_log_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`;
     const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${client.escapeIdentifier(partition)}`);
+    const count = Number(rows[0].n);
+    if (count === 0) throw new Error(`${partition} holds no rows: there is no index build to measure`);
     const pgBefore = postgresCpuSeconds?.();
     const started = performance.now();
     await buildHostIndex(client, partition);
     const seconds = (performance.now() - started) / 1000;
     const pgCpu = pgBefore === undefined ? null : postgresCpuSeconds!() - pgBefore;
     await client.query(`DROP INDEX ${client.escapeIdentifier(hostIndexName(partition))}`);
-    const count = Number(rows[0].n);
     return { partition, rows: count, seconds, postgresCpuMicrosPerRow: pgCpu === null ? null : (pgCpu * 1e6) / count };
   } finally {
     client.release();

@@ -26,6 +26,9 @@ describe('the access-log benchmark', () => {
     expect(build.seconds).toBeGreaterThan(0);
     const left = await db.pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 AND indexname LIKE $2', [partition, '%host_time']);
     expect(left.rows).toEqual([]);
+    // A day with no rows (a run that wrote elsewhere) is refused, not reported as a build of nothing.
+    await db.pool.query("SELECT access_log_ensure_partitions('2001-01-01', '2001-01-01')");
+    await expect(measureHostIndexBuild(db.url, new Date('2001-01-01T12:00:00Z'))).rejects.toThrow('access_log_p20010101 holds no rows');
   });
 
   it('refuses a run that lost or repeated events', () => {

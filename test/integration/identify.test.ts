@@ -24,7 +24,7 @@ function identifier(mode: ProxyAuthMode): Identifier {
 }
 
 /** Runs a change to the users and waits until the policy in service shows it (its users digest moves on). */
-async function afterReload(change: () => Promise<unknown>): Promise<void> {
+async function changeUsers(change: () => Promise<unknown>): Promise<void> {
   const before = store.current.usersDigest;
   await change();
   await untilPolicy(store, (snapshot) => snapshot.usersDigest !== before, 'the change to the users');
@@ -103,12 +103,12 @@ describe('proxy authentication (optional mode)', () => {
   it('forgets cached credentials when a user account changes', async () => {
     const id = identifier('optional');
     expect((await id.identify('10.0.0.1', basic('dave', 'pupil password'))).ok).toBe(true);
-    await afterReload(() => setPassword(db.pool, schoolId, 'dave', 'a new password'));
+    await changeUsers(() => setPassword(db.pool, schoolId, 'dave', 'a new password'));
     expect(await id.identify('10.0.0.1', basic('dave', 'pupil password'))).toEqual({ ok: false, reason: 'invalid' });
     expect((await id.identify('10.0.0.1', basic('dave', 'a new password'))).ok).toBe(true);
     expect(id.passwordChecks).toBe(3);
 
-    await afterReload(() => disableUser(db.pool, schoolId, 'dave'));
+    await changeUsers(() => disableUser(db.pool, schoolId, 'dave'));
     expect(await id.identify('10.0.0.1', basic('dave', 'a new password'))).toEqual({ ok: false, reason: 'invalid' });
   });
 });
