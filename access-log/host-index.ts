@@ -10,11 +10,10 @@
 // once per day, and CONCURRENTLY, so rows still arriving for a closed day (a
 // replayed spool, a tunnel that closed after midnight) are never held up.
 import type { Pool, PoolClient } from '../core/db.js';
-import { partitionStart } from './partitions.js';
+import { DAY_MS, partitionStart } from './partitions.js';
 
 /** Session advisory lock: one builder at a time across processes sharing the database. */
 const HOST_INDEX_LOCK = 7_099_746_012;
-const DAY_MS = 86_400_000;
 
 export interface BuiltHostIndex {
   partition: string;

@@ -5,7 +5,7 @@
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import { indexClosedPartitions, type BuiltHostIndex } from './host-index.js';
-import { dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
+import { DAY_MS, dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
 import { rollupDay } from './rollup.js';
 
 export interface AccessLogMaintenanceOptions {
@@ -38,8 +38,6 @@ export interface AccessLogMaintenance {
   /** Stops the timer, cancels an index build in progress and waits for the run in progress to end. */
   stop(): Promise<void>;
 }
-
-const DAY_MS = 86_400_000;
 
 export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptions): Promise<AccessLogMaintenanceReport> {
   const { pool, log } = options;

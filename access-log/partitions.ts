@@ -6,7 +6,7 @@ import { inTransaction, type Pool } from '../core/db.js';
 /** Shared with access_log_ensure_partition() in migrations/002_access_log.sql. */
 const PARTITION_LOCK = 7_099_746_011;
 const PARTITION_NAME = /^access_log_p(\d{4})(\d{2})(\d{2})$/;
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 export interface DroppedPartition {
   name: string;
@@ -14,6 +14,11 @@ export interface DroppedPartition {
   from: Date;
   /** First instant after it. */
   to: Date;
+}
+
+/** The partition that holds rows of `time`'s UTC day (named as access_log_ensure_partition() names it). */
+export function partitionName(time: Date): string {
+  return `access_log_p${utcDayString(time.getTime()).replaceAll('-', '')}`;
 }
 
 /** The first instant a partition named access_log_pYYYYMMDD covers; undefined for a table not named so. */

@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeAccessEvent } from '../access-log/copy-row.js';
 import { newEventId } from '../access-log/event-id.js';
 import { buildHostIndex, hostIndexName } from '../access-log/host-index.js';
+import { partitionName } from '../access-log/partitions.js';
 import { AccessLogWriter } from '../access-log/writer.js';
 import { createPool } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
@@ -184,7 +185,7 @@ export async function measureHostIndexBuild(connectionString: string, day: Date,
   const pool = createPool(connectionString, undefined, 2);
   const client = await pool.connect();
   try {
-    const partition = `access_log_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const partition = partitionName(day);
     const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${client.escapeIdentifier(partition)}`);
     const count = Number(rows[0].n);
     if (count === 0) throw new Error(`${partition} holds no rows: there is no index build to measure`);

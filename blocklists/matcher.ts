@@ -289,14 +289,7 @@ class HostTable {
    */
   private compactSlots(): void {
     const slotCount = Math.max(MIN_SLOTS, Math.ceil(this.hostCount / FINISHED_LOAD));
-    if (slotCount >= this.slotCount) return;
-    const compacted = new Int32Array(slotCount * 2);
-    for (let s = 0; s < this.slotCount; s++) {
-      const offset = this.slots[2 * s + 1];
-      if (offset !== 0) this.place(compacted, slotCount, this.slots[2 * s], offset);
-    }
-    this.slots = compacted;
-    this.slotCount = slotCount;
+    if (slotCount < this.slotCount) this.rehash(slotCount);
   }
 
   private buildFilter(): void {
@@ -337,7 +330,7 @@ class HostTable {
 
   /** Appends host[start..] with value 0; returns its slot. */
   private insert(host: string, start: number, hash: number, parentOffset: number): number {
-    if (this.hostCount + 1 > this.slotCount * MAX_LOAD) this.growSlots();
+    if (this.hostCount + 1 > this.slotCount * MAX_LOAD) this.rehash(this.slotCount * 2);
     let parentOffsets = this.parentOffsets!;
     if (this.hostCount === parentOffsets.length) {
       parentOffsets = new Int32Array(parentOffsets.length * 2);
@@ -375,13 +368,14 @@ class HostTable {
     return s;
   }
 
-  private growSlots(): void {
-    const slotCount = this.slotCount * 2;
-    const grown = new Int32Array(slotCount * 2);
+  /** Moves every host into a new slot array of `slotCount` slots. */
+  private rehash(slotCount: number): void {
+    const slots = new Int32Array(slotCount * 2);
     for (let s = 0; s < this.slotCount; s++) {
-      if (this.slots[2 * s + 1] !== 0) this.place(grown, slotCount, this.slots[2 * s], this.slots[2 * s + 1]);
+      const offset = this.slots[2 * s + 1];
+      if (offset !== 0) this.place(slots, slotCount, this.slots[2 * s], offset);
     }
-    this.slots = grown;
+    this.slots = slots;
     this.slotCount = slotCount;
   }
 }
