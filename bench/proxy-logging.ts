@@ -4,8 +4,9 @@
 // both sides alike.
 //
 // Three processes besides Postgres: the proxy (bench/proxy-process.ts: the
-// real createProxyServer, the real policy compiled from the bench database
-// with the UT1 lists, identification by client address), a local origin
+// proxy runtime `portcullis start` runs, with the real policy compiled from
+// the bench database with the UT1 lists, identification by client address,
+// and with logging on the access-log writer and alert detection), a local origin
 // (bench/origin-process.ts, 1 KiB answers) and wrk (bench/load.ts), which
 // sends absolute-URI requests (`GET http://origin.test:<port>/`) over
 // keep-alive connections, exactly as a browser configured to use a proxy

@@ -1,23 +1,21 @@
 // The proxy under test, in its own process (forked by bench/proxy-logging.ts
 // so that the load generator does not share its event loop). It runs the
-// real proxy (createProxyServer) with the real policy (PolicyStore compiled
-// from the bench database: default policy, UT1 lists) and identification
-// by client address, and one recorder switched between phases:
-//   logging on:  events go to an AccessLogWriter writing to Postgres;
+// proxy as `portcullis start` composes it (startProxyRuntime: the real
+// policy compiled from the bench database with the UT1 lists, identification,
+// the access-log writer and safeguarding alert detection), with one switch
+// around the recorder every event goes to:
+//   logging on:  events go on to the access log and alert detection;
 //   logging off: events are counted and discarded.
 // Commands arrive over IPC; each is answered with the process's CPU time
 // and tallies of what was recorded, so the parent can check every phase.
 import path from 'node:path';
-import { AccessLogWriter } from '../access-log/writer.js';
+import type { AccessLogWriter } from '../access-log/writer.js';
 import { loadListEntries } from '../blocklists/load.js';
 import { MatcherBuilder } from '../blocklists/matcher.js';
+import { startProxyRuntime } from '../cli/proxy-runtime.js';
 import { loadConfig } from '../core/config.js';
 import { createPool } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
-import { createProxyPolicy } from '../core/policy/proxy-policy.js';
-import { PolicyStore } from '../core/policy/store.js';
-import { createIdentifier } from '../proxy/identify.js';
-import { createProxyServer } from '../proxy/server.js';
 import type { AccessEvent, AccessRecorder } from '../proxy/types.js';
 import { processCpuSeconds } from './common.js';
 
@@ -52,7 +50,7 @@ class SwitchableRecorder implements AccessRecorder {
   /** Counted separately: the policy sanity check blocks a listed host on purpose. */
   expectUnexpected = false;
   readonly tally: Tally = { logged: 0, discarded: 0, answered: 0, abandoned: 0, unexpected: 0, lastUnexpected: null };
-  constructor(private readonly writer: AccessLogWriter) {}
+  constructor(private readonly production: AccessRecorder) {}
   record(event: AccessEvent): void {
     const forOrigin = event.decision.action === 'allow' && event.host === expectedHost;
     if (forOrigin && event.status === 200) this.tally.answered++;
@@ -63,7 +61,7 @@ class SwitchableRecorder implements AccessRecorder {
     }
     if (this.on) {
       this.tally.logged++;
-      this.writer.record(event);
+      this.production.record(event);
     } else {
       this.tally.discarded++;
     }
@@ -85,40 +83,46 @@ async function main(): Promise<void> {
   const pool = createPool(connectionString, log);
   const { rows } = await pool.query<{ id: number }>('SELECT id FROM schools ORDER BY id LIMIT 1');
   const schoolId = rows[0].id;
-  const policy = await PolicyStore.start({
-    pool, schoolId, log,
-    buildLists: async () => {
-      const builder = new MatcherBuilder();
-      await loadListEntries(pool, (kind, value, categoryId) => builder.add(kind, value, categoryId));
-      return builder.build();
-    },
-  });
-  const identifier = createIdentifier({ pool, mode: config.proxyAuth, snapshotSource: () => policy.current, log });
-  const writer = new AccessLogWriter({ pool, spoolDir: path.join(process.env.BENCH_SPOOL_DIR!, 'spool'), log });
-  await writer.start();
-  const recorder = new SwitchableRecorder(writer);
+  let recorder: SwitchableRecorder | undefined;
   // Every name under .test is this machine; nothing else resolves, so no request can leave it.
   const resolve = async (host: string): Promise<string[]> => {
     if (host.endsWith('.test')) return ['127.0.0.1'];
     throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
   };
-  const proxy = createProxyServer({ config, policy: createProxyPolicy({ store: policy, identifier }), recorder, log, resolve });
-  const address = await proxy.listen();
-  const status = policy.status();
+  const runtime = await startProxyRuntime({
+    config,
+    pool,
+    schoolId,
+    log,
+    spoolDir: path.join(process.env.BENCH_SPOOL_DIR!, 'spool'),
+    buildLists: async () => {
+      const builder = new MatcherBuilder();
+      await loadListEntries(pool, (kind, value, categoryId) => builder.add(kind, value, categoryId));
+      return builder.build();
+    },
+    delivery: { webhook: false, email: false },
+    onAlertRaised: () => undefined,
+    resolve,
+    wrapRecorder: (production) => (recorder = new SwitchableRecorder(production)),
+  });
+  if (recorder === undefined) throw new Error('the proxy runtime did not take the bench recorder');
+  const switchable = recorder;
+  const writer: AccessLogWriter = runtime.accessLog;
+  const status = runtime.policy.status();
 
   const stats = (): ProxyStats => ({
-    type: 'stats', cpuSeconds: processCpuSeconds(), tally: { ...recorder.tally }, writer: writer.counters(), queueDepth: writer.queueDepth,
+    type: 'stats', cpuSeconds: processCpuSeconds(), tally: { ...switchable.tally }, writer: writer.counters(), queueDepth: writer.queueDepth,
   });
 
   process.on('message', (command: ProxyCommand | { type: 'sanity'; on: boolean }) => {
     void (async () => {
       switch (command.type) {
         case 'logging':
-          recorder.on = command.on;
+          switchable.on = command.on;
           send(stats());
           break;
         case 'sanity':
-          recorder.expectUnexpected = command.on;
+          switchable.expectUnexpected = command.on;
           send(stats());
           break;
         case 'stats':
@@ -127,14 +131,12 @@ async function main(): Promise<void> {
         case 'flush': {
           // Logged events are in Postgres once the writer has written as many as it was given.
           const deadline = Date.now() + command.timeoutMs;
-          while (writer.counters().written < recorder.tally.logged && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          while (writer.counters().written < switchable.tally.logged && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
           send(stats());
           break;
         }
         case 'stop':
-          await proxy.close();
-          await writer.close();
-          await policy.close();
+          await runtime.stop();
           await pool.end();
           send({ ...stats(), type: 'stopped' });
           process.disconnect();
@@ -142,7 +144,7 @@ async function main(): Promise<void> {
       }
     })().catch((err: unknown) => send({ type: 'error', message: String((err as Error)?.stack ?? err) }));
   });
-  send({ type: 'ready', port: address.port, domains: status.domains, urls: status.urls, groups: status.groups });
+  send({ type: 'ready', port: runtime.address.port, domains: status.domains, urls: status.urls, groups: status.groups });
 }
 
 main().catch((err: unknown) => {

@@ -14,6 +14,7 @@ import { PolicyStore } from '../core/policy/store.js';
 import type { Resolve } from '../proxy/destination-guard.js';
 import { createIdentifier } from '../proxy/identify.js';
 import { createProxyServer } from '../proxy/server.js';
+import type { AccessRecorder } from '../proxy/types.js';
 import { AlertDetector } from '../safeguarding/alert-detector.js';
 import { AlertRecorder, fanOutRecorder } from '../safeguarding/alert-recorder.js';
 import { SearchTermLoader, type SearchTermSource } from '../safeguarding/search-term-loader.js';
@@ -35,6 +36,12 @@ export interface ProxyRuntimeOptions {
   /** Tests shorten these two waits so that changes and log rows show within milliseconds. */
   policyDebounceMs?: number;
   logFlushIntervalMs?: number;
+  /**
+   * Wraps the recorder every request's event goes to (the access log and
+   * alert detection): the proxy-logging bench switches logging on and off
+   * around exactly what Portcullis runs.
+   */
+  wrapRecorder?: (recorder: AccessRecorder) => AccessRecorder;
 }
 
 export interface ProxyRuntime {
@@ -82,10 +89,11 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
       onRaised: options.onAlertRaised,
     });
     closers.push(() => alerts.close());
+    const recorder = fanOutRecorder([accessLog, alerts], log);
     const proxy = createProxyServer({
       config,
       policy: createProxyPolicy({ store: policy, identifier }),
-      recorder: fanOutRecorder([accessLog, alerts], log),
+      recorder: options.wrapRecorder?.(recorder) ?? recorder,
       log: log.child({ component: 'proxy' }),
       resolve: options.resolve,
     });
