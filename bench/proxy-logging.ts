@@ -48,6 +48,8 @@ export interface ProxyBenchOptions {
   /** On/off pairs measured after the warm-up. */
   pairs: number;
   connections: number;
+  /** Seconds of load each way before the measured phases (WARM_UP_SECONDS unless given). */
+  warmUpSeconds?: number;
   postgresCpuSeconds?: () => number;
 }
 
@@ -270,8 +272,9 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
     };
 
     // The JIT, the connection pools and the writer warm up over the first seconds.
-    await runPhase('warm-up', false, WARM_UP_SECONDS);
-    await runPhase('warm-up', true, WARM_UP_SECONDS);
+    const warmUpSeconds = options.warmUpSeconds ?? WARM_UP_SECONDS;
+    await runPhase('warm-up', false, warmUpSeconds);
+    await runPhase('warm-up', true, warmUpSeconds);
     const phases: PhaseResult[] = [];
     for (let pair = 1; pair <= options.pairs; pair++) {
       phases.push(await runPhase(`on ${pair}`, true, options.phaseSeconds));
@@ -324,6 +327,7 @@ async function main(): Promise<void> {
       phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 10),
       pairs: Number(process.env.BENCH_PAIRS ?? 3),
       connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
+      warmUpSeconds: Number(process.env.BENCH_WARM_UP_SECONDS ?? WARM_UP_SECONDS),
       postgresCpuSeconds: () => pg.cpuSeconds(),
     });
     console.log(JSON.stringify(result, null, 2));

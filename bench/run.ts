@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     'node dist-bench/bench/peers/try.js                 # BENCH_PEERS, BENCH_PEER_SECONDS, BENCH_CONNECTIONS, BENCH_TUNNELS, BENCH_IDLE_CLIENTS',
     'node --expose-gc dist-bench/bench/matcher.js [domains] [queries]',
     'node dist-bench/bench/access-log-throughput.js     # BENCH_SECONDS, BENCH_CONCURRENCY',
-    'node dist-bench/bench/proxy-logging.js             # BENCH_PHASE_SECONDS, BENCH_PAIRS, BENCH_CONNECTIONS',
+    'node dist-bench/bench/proxy-logging.js             # BENCH_PHASE_SECONDS, BENCH_PAIRS, BENCH_CONNECTIONS, BENCH_WARM_UP_SECONDS',
     '```',
   ].join('\n');
 
