@@ -111,6 +111,10 @@ async function main(): Promise<void> {
   let profile: ProfileSummary;
   try {
     profile = summariseCpuProfile(await profilePortcullis(peerSettings, ut1Source(), profileDir));
+    // Under load the proxy is busy most of the time; a profile with far less did not sample the load.
+    if (profile.busyMs < peerSettings.seconds * 250) {
+      throw new Error(`the CPU profile holds only ${profile.busyMs.toFixed(0)} ms of busy CPU for a ${peerSettings.seconds} s load: it is not the proxy under load`);
+    }
   } finally {
     await rm(profileDir, { recursive: true, force: true });
   }

@@ -1,7 +1,6 @@
 // Every proxy of the comparison, one after another against the same local
 // origin, and the origin on its own as the limit: the run behind the peers
 // table in BENCHMARKS.md (bench/run.ts) and bench/peers/try.ts.
-import { statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +76,8 @@ export async function measureAllPeers(names: readonly string[], settings: Measur
   return results;
 }
 
+const MAIN_THREAD_PROFILE = /^CPU\.\d{8}\.\d{6}\.\d+\.0\.\d+\.cpuprofile$/;
+
 /**
  * A CPU profile of one Portcullis process serving allowed requests (wrk,
  * `seconds`, the same connections), for "where the time goes". Returns the
@@ -99,8 +100,12 @@ export async function profilePortcullis(settings: MeasureSettings, lists: string
     await rm(dir, { recursive: true, force: true });
     await origin.stop();
   }
-  // One profile per thread: the list-building worker thread writes its own; the main thread's is the largest.
-  const profiles = (await readdir(profileDir)).filter((name) => name.endsWith('.cpuprofile')).map((name) => path.join(profileDir, name));
-  if (profiles.length === 0) throw new Error(`no CPU profile was written in ${profileDir}`);
-  return profiles.reduce((largest, file) => (statSync(file).size > statSync(largest).size ? file : largest));
+  // One profile per thread (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile): the
+  // list-building worker thread writes its own; the requests are served by thread 0.
+  const files = await readdir(profileDir);
+  const mainThread = files.filter((name) => MAIN_THREAD_PROFILE.test(name));
+  if (mainThread.length !== 1) {
+    throw new Error(`expected one main-thread CPU profile in ${profileDir}, found ${mainThread.length} (files: ${files.join(', ') || 'none'})`);
+  }
+  return path.join(profileDir, mainThread[0]);
 }
