@@ -1,36 +1,26 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { indexClosedPartitions } from '../../access-log/host-index.js';
 import { startAccessLogMaintenance } from '../../access-log/maintenance.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, writeAllEvents, seedSchool, waitFor, type SeededSchool } from '../support/access-events.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { accessEvent, capturingLogger, writeAllEvents, seedSchool, waitFor, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
 describe('the index by host, built when a day closes', () => {
-  let db: TestDatabase;
-  let spoolRoot: string;
+  const bed = useAccessLogTestBed();
   let school: SeededSchool;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    spoolRoot = await mkdtemp(path.join(os.tmpdir(), 'portcullis-spool-'));
-    school = await seedSchool(db.pool, 'Host Index School', 2, 'UTC');
-  });
-  afterAll(async () => {
-    await db.drop();
-    await rm(spoolRoot, { recursive: true, force: true });
+    school = await seedSchool(bed.db.pool, 'Host Index School', 2, 'UTC');
   });
 
-  const write = (name: string, events: AccessEvent[]) => writeAllEvents(db.pool, path.join(spoolRoot, name), events);
+  const write = (name: string, events: AccessEvent[]) => writeAllEvents(bed.db.pool, path.join(bed.spoolRoot, name), events);
 
   const visit = (host: string, time: string) => accessEvent({ groupId: school.groupId, userId: school.userIds[0], host, time: new Date(time) });
 
   /** The partitions from first to last (names) that have a host index, with whether it is valid. */
   async function hostIndexes(first: string, last: string): Promise<Record<string, { valid: boolean; definition: string }>> {
-    const { rows } = await db.pool.query<{ partition: string; valid: boolean; definition: string }>(
+    const { rows } = await bed.db.pool.query<{ partition: string; valid: boolean; definition: string }>(
       `SELECT t.relname AS partition, x.indisvalid AS valid, pg_get_indexdef(x.indexrelid) AS definition
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
         WHERE i.relname = t.relname || '_host_time' AND t.relname BETWEEN $1 AND $2`,
@@ -40,7 +30,7 @@ describe('the index by host, built when a day closes', () => {
   }
 
   async function plan(sql: string, params: unknown[]): Promise<string> {
-    const client = await db.pool.connect();
+    const client = await bed.db.pool.connect();
     try {
       // The test's tables are tiny: without this the planner would scan them whatever indexes exist.
       await client.query('SET enable_seqscan = off');
@@ -53,9 +43,9 @@ describe('the index by host, built when a day closes', () => {
   }
 
   it('is not kept up on the parent: new partitions are written without it', async () => {
-    const parent = await db.pool.query("SELECT indexname FROM pg_indexes WHERE tablename = 'access_log' AND indexdef LIKE '%host%'");
+    const parent = await bed.db.pool.query("SELECT indexname FROM pg_indexes WHERE tablename = 'access_log' AND indexdef LIKE '%host%'");
     expect(parent.rows).toEqual([]);
-    await db.pool.query("SELECT access_log_ensure_partitions('2024-05-01', '2024-05-05')");
+    await bed.db.pool.query("SELECT access_log_ensure_partitions('2024-05-01', '2024-05-05')");
     expect(await hostIndexes('access_log_p20240501', 'access_log_p20240505')).toEqual({});
   });
 
@@ -66,7 +56,7 @@ describe('the index by host, built when a day closes', () => {
       visit('games.example', '2024-05-04T09:00:00Z'),
     ]);
     const now = new Date('2024-05-04T10:00:00Z');
-    const built = await indexClosedPartitions(db.pool, now);
+    const built = await indexClosedPartitions(bed.db.pool, now);
     // The migration's partitions (around the real today) have not closed by 2024.
     expect(built.map((b) => b.partition)).toEqual(['access_log_p20240503', 'access_log_p20240502', 'access_log_p20240501']);
     expect(built.map((b) => b.index)).toEqual(built.map((b) => `${b.partition}_host_time`));
@@ -76,27 +66,27 @@ describe('the index by host, built when a day closes', () => {
       valid: true,
       definition: 'CREATE INDEX access_log_p20240502_host_time ON public.access_log_p20240502 USING btree (school_id, host, "time")',
     });
-    expect(await indexClosedPartitions(db.pool, now)).toEqual([]);
+    expect(await indexClosedPartitions(bed.db.pool, now)).toEqual([]);
 
     const byHost = `SELECT host, time FROM access_log WHERE school_id = $1 AND host = $2 AND time >= $3 AND time < $4`;
     const closedDay = [school.schoolId, 'games.example', '2024-05-02T00:00:00Z', '2024-05-03T00:00:00Z'];
     expect(await plan(byHost, closedDay)).toContain('access_log_p20240502_host_time');
-    expect((await db.pool.query(byHost, closedDay)).rows).toEqual([{ host: 'games.example', time: new Date('2024-05-02T10:00:00Z') }]);
+    expect((await bed.db.pool.query(byHost, closedDay)).rows).toEqual([{ host: 'games.example', time: new Date('2024-05-02T10:00:00Z') }]);
     const openDay = [school.schoolId, 'games.example', '2024-05-04T00:00:00Z', '2024-05-05T00:00:00Z'];
     expect(await plan(byHost, openDay)).not.toContain('_host_time');
-    expect((await db.pool.query(byHost, openDay)).rows).toEqual([{ host: 'games.example', time: new Date('2024-05-04T09:00:00Z') }]);
+    expect((await bed.db.pool.query(byHost, openDay)).rows).toEqual([{ host: 'games.example', time: new Date('2024-05-04T09:00:00Z') }]);
   });
 
   it('drops an interrupted build (left invalid) and builds it again', async () => {
-    await db.pool.query("SELECT access_log_ensure_partitions('2024-06-01', '2024-06-01')");
+    await bed.db.pool.query("SELECT access_log_ensure_partitions('2024-06-01', '2024-06-01')");
     await write('interrupted', [visit('a.example', '2024-06-01T09:00:00Z'), visit('b.example', '2024-06-01T09:30:00Z')]);
     // A concurrent build that fails part way leaves its index behind, marked invalid: this one fails on the duplicate school.
     await expect(
-      db.pool.query('CREATE UNIQUE INDEX CONCURRENTLY access_log_p20240601_host_time ON access_log_p20240601 (school_id)'),
+      bed.db.pool.query('CREATE UNIQUE INDEX CONCURRENTLY access_log_p20240601_host_time ON access_log_p20240601 (school_id)'),
     ).rejects.toThrow(/could not create unique index/);
     expect((await hostIndexes('access_log_p20240601', 'access_log_p20240601')).access_log_p20240601?.valid).toBe(false);
 
-    const built = await indexClosedPartitions(db.pool, new Date('2024-06-02T00:00:00Z'));
+    const built = await indexClosedPartitions(bed.db.pool, new Date('2024-06-02T00:00:00Z'));
     // 4 and 5 May, still open in the test before, have closed by now too.
     expect(built.map((b) => b.partition)).toEqual(['access_log_p20240601', 'access_log_p20240505', 'access_log_p20240504']);
     expect(await hostIndexes('access_log_p20240601', 'access_log_p20240601')).toEqual({
@@ -108,31 +98,31 @@ describe('the index by host, built when a day closes', () => {
   });
 
   it('builds each index once when several processes run it at the same time', async () => {
-    await db.pool.query("SELECT access_log_ensure_partitions('2024-07-01', '2024-07-03')");
+    await bed.db.pool.query("SELECT access_log_ensure_partitions('2024-07-01', '2024-07-03')");
     const now = new Date('2024-07-04T01:00:00Z');
-    const runs = await Promise.all(Array.from({ length: 4 }, () => indexClosedPartitions(db.pool, now)));
+    const runs = await Promise.all(Array.from({ length: 4 }, () => indexClosedPartitions(bed.db.pool, now)));
     expect(runs.flat().map((b) => b.partition)).toEqual(['access_log_p20240703', 'access_log_p20240702', 'access_log_p20240701']);
   });
 
   it('stopping the maintenance cancels a build in progress, without a failure, and the next run builds it', async () => {
-    await db.pool.query("SELECT access_log_ensure_partitions('2024-08-01', '2024-08-01')");
+    await bed.db.pool.query("SELECT access_log_ensure_partitions('2024-08-01', '2024-08-01')");
     // Another session's lock makes the build wait, as a long-running one would.
-    const blocker = new pg.Client({ connectionString: db.url });
+    const blocker = new pg.Client({ connectionString: bed.db.url });
     await blocker.connect();
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE access_log_p20240801 IN SHARE MODE');
     const { log, lines } = capturingLogger();
     const maintenance = startAccessLogMaintenance({
-      pool: db.pool, log, retentionDays: 3650, daysAhead: 0, now: () => new Date('2024-08-02T01:00:00Z'),
+      pool: bed.db.pool, log, retentionDays: 3650, daysAhead: 0, now: () => new Date('2024-08-02T01:00:00Z'),
     });
     try {
       await waitFor(
-        async () => (await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'")).rowCount === 1,
+        async () => (await bed.db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'")).rowCount === 1,
         10_000,
         'the build to wait for the lock',
       );
       await maintenance.stop();
-      const waiting = await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'");
+      const waiting = await bed.db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'");
       expect(waiting.rowCount).toBe(0);
     } finally {
       await blocker.query('ROLLBACK');
@@ -141,7 +131,7 @@ describe('the index by host, built when a day closes', () => {
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log partition indexed by host')).toEqual([]);
 
-    const built = await indexClosedPartitions(db.pool, new Date('2024-08-02T01:00:00Z'));
+    const built = await indexClosedPartitions(bed.db.pool, new Date('2024-08-02T01:00:00Z'));
     expect(built.map((b) => b.partition)).toEqual(['access_log_p20240801']);
     expect((await hostIndexes('access_log_p20240801', 'access_log_p20240801')).access_log_p20240801?.valid).toBe(true);
   });

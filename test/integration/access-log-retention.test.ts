@@ -1,35 +1,25 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
 import { rollupDay } from '../../access-log/rollup.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, writeAllEvents, seedSchool, type SeededSchool } from '../support/access-events.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { accessEvent, capturingLogger, writeAllEvents, seedSchool, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
 describe('access log partitions, retention and rollup', () => {
-  let db: TestDatabase;
-  let spoolRoot: string;
+  const bed = useAccessLogTestBed();
   let london: SeededSchool;
   let utc: SeededSchool;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    spoolRoot = await mkdtemp(path.join(os.tmpdir(), 'portcullis-spool-'));
-    london = await seedSchool(db.pool, 'London School', 3, 'Europe/London');
-    utc = await seedSchool(db.pool, 'UTC School', 2, 'UTC');
-  });
-  afterAll(async () => {
-    await db.drop();
-    await rm(spoolRoot, { recursive: true, force: true });
+    london = await seedSchool(bed.db.pool, 'London School', 3, 'Europe/London');
+    utc = await seedSchool(bed.db.pool, 'UTC School', 2, 'UTC');
   });
 
-  const write = (name: string, events: AccessEvent[]) => writeAllEvents(db.pool, path.join(spoolRoot, name), events);
+  const write = (name: string, events: AccessEvent[]) => writeAllEvents(bed.db.pool, path.join(bed.spoolRoot, name), events);
 
   async function partitionsBetween(first: string, last: string): Promise<string[]> {
-    const result = await db.pool.query<{ name: string }>(
+    const result = await bed.db.pool.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
        WHERE i.inhparent = 'access_log'::regclass AND c.relname BETWEEN $1 AND $2 ORDER BY 1`,
       [first, last],
@@ -39,16 +29,16 @@ describe('access log partitions, retention and rollup', () => {
 
   it('creates partitions from yesterday to N days ahead, once, even when several processes ask at once', async () => {
     const now = new Date('2025-09-10T23:59:00Z');
-    const results = await Promise.all(Array.from({ length: 6 }, () => ensurePartitions(db.pool, now, 3)));
+    const results = await Promise.all(Array.from({ length: 6 }, () => ensurePartitions(bed.db.pool, now, 3)));
     const expected = ['access_log_p20250909', 'access_log_p20250910', 'access_log_p20250911', 'access_log_p20250912', 'access_log_p20250913'];
     expect(results.flat().sort()).toEqual(expected);
     expect(await partitionsBetween('access_log_p20250901', 'access_log_p20250930')).toEqual(expected);
-    expect(await ensurePartitions(db.pool, now, 3)).toEqual([]);
+    expect(await ensurePartitions(bed.db.pool, now, 3)).toEqual([]);
   });
 
   it('drops exactly the partitions older than the retention, says which, and keeps the newer rows', async () => {
     const now = new Date('2025-03-10T12:00:00Z');
-    await db.pool.query("SELECT access_log_ensure_partitions('2025-03-01', '2025-03-12')");
+    await bed.db.pool.query("SELECT access_log_ensure_partitions('2025-03-01', '2025-03-12')");
     const lastOld = accessEvent({ groupId: london.groupId, time: new Date('2025-03-05T23:59:59.999Z') });
     const firstKept = accessEvent({ groupId: london.groupId, time: new Date('2025-03-06T00:00:00.000Z') });
     const older = accessEvent({ groupId: london.groupId, time: new Date('2025-03-02T10:00:00Z') });
@@ -56,7 +46,7 @@ describe('access log partitions, retention and rollup', () => {
     await write('retention', [lastOld, firstKept, older, recent]);
 
     // 4 days before now is 2025-03-06 12:00Z: partitions ending by then go; 2025-03-06 still holds younger rows.
-    const dropped = await dropExpiredPartitions(db.pool, 4, now);
+    const dropped = await dropExpiredPartitions(bed.db.pool, 4, now);
     expect(dropped).toEqual(
       ['01', '02', '03', '04', '05'].map((d) => ({
         name: `access_log_p202503${d}`,
@@ -67,12 +57,12 @@ describe('access log partitions, retention and rollup', () => {
     expect(await partitionsBetween('access_log_p20250301', 'access_log_p20250331')).toEqual(
       ['06', '07', '08', '09', '10', '11', '12'].map((d) => `access_log_p202503${d}`),
     );
-    const left = await db.pool.query<{ id: string }>('SELECT id FROM access_log WHERE id = ANY($1::uuid[]) ORDER BY time', [
+    const left = await bed.db.pool.query<{ id: string }>('SELECT id FROM access_log WHERE id = ANY($1::uuid[]) ORDER BY time', [
       [lastOld, firstKept, older, recent].map((e) => e.id),
     ]);
     expect(left.rows.map((r) => r.id)).toEqual([firstKept.id, recent.id]);
-    expect(await dropExpiredPartitions(db.pool, 4, now)).toEqual([]);
-    await expect(dropExpiredPartitions(db.pool, 0, now)).rejects.toThrow(/retentionDays must be a whole number >= 1/);
+    expect(await dropExpiredPartitions(bed.db.pool, 4, now)).toEqual([]);
+    await expect(dropExpiredPartitions(bed.db.pool, 0, now)).rejects.toThrow(/retentionDays must be a whole number >= 1/);
   });
 
   it('rolls up a local day per person, category and action, and a re-run replaces the day', async () => {
@@ -103,14 +93,14 @@ describe('access log partitions, retention and rollup', () => {
 
     const rowsOf = async () =>
       (
-        await db.pool.query(
+        await bed.db.pool.query(
           `SELECT school_id, day::text, user_id, group_id, category, action, requests::int, bytes::int
            FROM access_log_daily WHERE day = $1 ORDER BY school_id, user_id NULLS LAST, category, action`,
           [day],
         )
       ).rows;
     const L = { school_id: london.schoolId, day, group_id: london.groupId };
-    expect(await rollupDay(db.pool, day)).toBe(6);
+    expect(await rollupDay(bed.db.pool, day)).toBe(6);
     expect(await rowsOf()).toEqual([
       { ...L, user_id: alice, category: '', action: 'allowed', requests: 1, bytes: 5 },
       { ...L, user_id: alice, category: 'games', action: 'blocked', requests: 2, bytes: 30 },
@@ -121,21 +111,21 @@ describe('access log partitions, retention and rollup', () => {
     ]);
 
     // Alice's games rows go (say, removed by hand): a re-run must reflect that, not add to it.
-    await db.pool.query("DELETE FROM access_log WHERE user_id = $1 AND 'games' = ANY(categories)", [alice]);
-    expect(await rollupDay(db.pool, day)).toBe(4);
+    await bed.db.pool.query("DELETE FROM access_log WHERE user_id = $1 AND 'games' = ANY(categories)", [alice]);
+    expect(await rollupDay(bed.db.pool, day)).toBe(4);
     expect((await rowsOf()).map((r) => [r.user_id, r.category, r.requests])).toEqual([
       [alice, '', 1],
       [bob, '', 1],
       [null, 'news', 1],
       [carol, 'games', 1],
     ]);
-    await expect(rollupDay(db.pool, '15/06/2025')).rejects.toThrow('rollup day must be a date as YYYY-MM-DD, got "15/06/2025"');
+    await expect(rollupDay(bed.db.pool, '15/06/2025')).rejects.toThrow('rollup day must be a date as YYYY-MM-DD, got "15/06/2025"');
   });
 
   it('maintenance creates ahead, applies retention, refreshes the rollup and indexes closed days by host, reporting each', async () => {
     const now = new Date('2023-01-20T08:00:00Z');
-    await db.pool.query("SELECT access_log_ensure_partitions('2023-01-01', '2023-01-03')");
-    const report = await runAccessLogMaintenance({ pool: db.pool, log: capturingLogger().log, retentionDays: 15, daysAhead: 1, now: () => now });
+    await bed.db.pool.query("SELECT access_log_ensure_partitions('2023-01-01', '2023-01-03')");
+    const report = await runAccessLogMaintenance({ pool: bed.db.pool, log: capturingLogger().log, retentionDays: 15, daysAhead: 1, now: () => now });
     expect(report.created).toEqual(['access_log_p20230119', 'access_log_p20230120', 'access_log_p20230121']);
     // Only these are older than 15 days before 2023-01-20: the other tests' partitions are all later.
     expect(report.dropped.map((p) => p.name)).toEqual(['access_log_p20230101', 'access_log_p20230102', 'access_log_p20230103']);

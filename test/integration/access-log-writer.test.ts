@@ -1,13 +1,11 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { renderPrometheus } from '../../core/metrics.js';
 import { newEventId } from '../../access-log/event-id.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, seedSchool, waitFor, type SeededSchool } from '../support/access-events.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { accessEvent, capturingLogger, seedSchool, waitFor, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
 interface LoggedRow {
   id: string;
@@ -33,22 +31,15 @@ const ACTIONS = ['allow', 'block', 'monitor'] as const;
 const RECORDED = { allow: 'allowed', block: 'blocked', monitor: 'monitored' };
 
 describe('AccessLogWriter', () => {
-  let db: TestDatabase;
-  let spoolRoot: string;
+  const bed = useAccessLogTestBed();
   let school: SeededSchool;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    spoolRoot = await mkdtemp(path.join(os.tmpdir(), 'portcullis-spool-'));
-    school = await seedSchool(db.pool, 'Writer School', 40);
-  });
-  afterAll(async () => {
-    await db.drop();
-    await rm(spoolRoot, { recursive: true, force: true });
+    school = await seedSchool(bed.db.pool, 'Writer School', 40);
   });
 
   function newWriter(name: string, log = capturingLogger().log) {
-    return new AccessLogWriter({ pool: db.pool, spoolDir: path.join(spoolRoot, name), log, flushIntervalMs: 20 });
+    return new AccessLogWriter({ pool: bed.db.pool, spoolDir: path.join(bed.spoolRoot, name), log, flushIntervalMs: 20 });
   }
 
   /** Varied events, with the characters COPY and array literals must escape. */
@@ -86,7 +77,7 @@ describe('AccessLogWriter', () => {
     for (const e of events) writer.record(e);
     await writer.close();
 
-    const rows = await db.pool.query<LoggedRow>(
+    const rows = await bed.db.pool.query<LoggedRow>(
       `SELECT id, time, school_id, user_id, username, group_id, host(client_ip) AS client_ip, path, categories, category,
               action, rule, rule_kind, status, bytes_in, duration_ms, block_ref
        FROM access_log WHERE id = ANY($1::uuid[])`,
@@ -126,7 +117,7 @@ describe('AccessLogWriter', () => {
     for (const e of events) writer.record(e);
     for (const e of events) writer.record(e);
     await writer.close();
-    const count = await db.pool.query('SELECT count(*)::int AS n FROM access_log WHERE id = ANY($1::uuid[])', [events.map((e) => e.id)]);
+    const count = await bed.db.pool.query('SELECT count(*)::int AS n FROM access_log WHERE id = ANY($1::uuid[])', [events.map((e) => e.id)]);
     expect(count.rows[0].n).toBe(500);
     expect(writer.counters()).toMatchObject({ queued: 1000, written: 500, duplicates: 500, dropped: 0 });
   });
@@ -141,7 +132,7 @@ describe('AccessLogWriter', () => {
     await writer.start();
     for (const m of made) writer.record(accessEvent({ groupId: school.groupId, id: m.id, time: new Date(m.at) }));
     await writer.close();
-    const { rows } = await db.pool.query<{ id: string; ms: string }>(
+    const { rows } = await bed.db.pool.query<{ id: string; ms: string }>(
       'SELECT id::text, (extract(epoch FROM time) * 1000)::bigint AS ms FROM access_log WHERE id = ANY($1::uuid[]) ORDER BY id',
       [made.map((m) => m.id)],
     );
@@ -157,7 +148,7 @@ describe('AccessLogWriter', () => {
     const old = accessEvent({ groupId: school.groupId, time: new Date('2021-02-03T04:05:06Z') });
     writer.record(old);
     await writer.close();
-    const row = await db.pool.query('SELECT tableoid::regclass::text AS partition FROM access_log WHERE id = $1', [old.id]);
+    const row = await bed.db.pool.query('SELECT tableoid::regclass::text AS partition FROM access_log WHERE id = $1', [old.id]);
     expect(row.rows).toEqual([{ partition: 'access_log_p20210203' }]);
   });
 
@@ -172,10 +163,10 @@ describe('AccessLogWriter', () => {
     for (const e of [badIp, good, badId, nul]) writer.record(e);
     await writer.close();
 
-    const written = await db.pool.query('SELECT id FROM access_log WHERE id = $1', [good.id]);
+    const written = await bed.db.pool.query('SELECT id FROM access_log WHERE id = $1', [good.id]);
     expect(written.rowCount).toBe(1);
     expect(writer.counters()).toMatchObject({ written: 1, rejected: 3, dropped: 0 });
-    const kept = (await readFile(path.join(spoolRoot, 'rejects', 'rejected.jsonl'), 'utf8'))
+    const kept = (await readFile(path.join(bed.spoolRoot, 'rejects', 'rejected.jsonl'), 'utf8'))
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { reason: string; event: { id: string } });
@@ -200,10 +191,10 @@ describe('AccessLogWriter', () => {
     expect(next.spoolBytes).toBeGreaterThan(0);
     await waitFor(() => next.spoolBytes === 0, 10_000, 'the spool to be replayed');
     await next.close();
-    const row = await db.pool.query('SELECT id FROM access_log WHERE id = $1', [late.id]);
+    const row = await bed.db.pool.query('SELECT id FROM access_log WHERE id = $1', [late.id]);
     expect(row.rowCount).toBe(1);
     expect(next.counters()).toMatchObject({ replayed: 1, written: 1 });
-    expect((await readdir(path.join(spoolRoot, 'late'))).filter((f) => f.endsWith('.jsonl'))).toEqual([]);
+    expect((await readdir(path.join(bed.spoolRoot, 'late'))).filter((f) => f.endsWith('.jsonl'))).toEqual([]);
   });
 
   it('exposes its counters in Prometheus text format', async () => {

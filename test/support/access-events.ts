@@ -1,10 +1,39 @@
 // Access events and the people they belong to, for the access-log tests.
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import type { Pool } from '../../core/db.js';
 import type { AccessEvent } from '../../proxy/types.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export interface AccessLogTestBed {
+  db: TestDatabase;
+  /** A folder of this file's own, for the writers' spool folders. */
+  spoolRoot: string;
+}
+
+/**
+ * Registers hooks giving the calling test file a database and a spool folder
+ * of its own, made before its tests (ahead of hooks registered after this
+ * call) and removed after them.
+ */
+export function useAccessLogTestBed(): AccessLogTestBed {
+  const bed = {} as AccessLogTestBed;
+  beforeAll(async () => {
+    bed.db = await createTestDatabase();
+    bed.spoolRoot = await mkdtemp(path.join(os.tmpdir(), 'portcullis-spool-'));
+  });
+  afterAll(async () => {
+    await bed.db?.drop();
+    if (bed.spoolRoot) await rm(bed.spoolRoot, { recursive: true, force: true });
+  });
+  return bed;
+}
 
 export interface SeededSchool {
   schoolId: number;
