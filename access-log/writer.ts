@@ -1,11 +1,11 @@
-// The access-log writer: the proxy's AccessRecorder.
+// The access-log writer. In Portcullis it runs on a thread of its own
+// (AccessLogThread, thread.ts), fed rows the proxy's thread encoded
+// (recordEncoded); record() encodes an event itself.
 //
-// record() encodes the event as a COPY row and appends it to a bounded
-// in-memory queue; a drain loop writes the queue to Postgres in batches
-// (PostgresSink). The queue holds each event as one flat string, not the
-// event's objects: at tens of thousands of events a second, what waits in
-// the queue is copied by every young-generation GC, and that copying cost
-// more CPU than the encoding. When Postgres fails or is too slow, batches go
+// Each row joins a bounded in-memory queue; a drain loop writes the queue to
+// Postgres in batches (PostgresSink). The queue holds each event as its COPY
+// line, not the event's objects: at tens of thousands of events a second,
+// what waits in the queue is copied by every young-generation GC. When Postgres fails or is too slow, batches go
 // to the local spool instead (as COPY rows), and so does every event recorded
 // while the queue is full, so memory stays bounded however long the outage.
 // Postgres is retried with back-off; once it answers, the spool is replayed
@@ -74,6 +74,38 @@ export interface AccessLogCounters {
   dropped: number;
 }
 
+/** The writer's state as the metrics endpoint shows it. */
+export interface AccessLogStatus {
+  counters: AccessLogCounters;
+  /** Events waiting in memory. */
+  queueDepth: number;
+  /** Bytes of events waiting in the spool. */
+  spoolBytes: number;
+  /** Whether the last write to Postgres succeeded. */
+  postgresUp: boolean;
+}
+
+/** The writer's status in Prometheus terms. */
+export function accessLogMetrics(status: AccessLogStatus): MetricSample[] {
+  const c = status.counters;
+  const counter = (name: string, help: string, value: number): MetricSample => ({
+    name: `portcullis_access_events_${name}_total`, help, type: 'counter', value,
+  });
+  return [
+    counter('queued', 'Access events recorded by the proxy.', c.queued),
+    counter('written', 'Access log rows inserted into Postgres.', c.written),
+    counter('duplicates', 'Access events skipped because their row was already present.', c.duplicates),
+    counter('spooled', 'Access events written to the local spool.', c.spooled),
+    counter('replayed', 'Spooled access events since written to Postgres.', c.replayed),
+    counter('rejected', 'Access events Postgres cannot accept, kept in the spool folder.', c.rejected),
+    counter('bad_spool_lines', 'Unreadable spool lines, kept in .bad files.', c.badSpoolLines),
+    counter('dropped', 'Access events lost because the disk failed.', c.dropped),
+    { name: 'portcullis_access_log_queue_depth', help: 'Access events waiting in memory.', type: 'gauge', value: status.queueDepth },
+    { name: 'portcullis_access_log_spool_bytes', help: 'Bytes of access events waiting in the spool.', type: 'gauge', value: status.spoolBytes },
+    { name: 'portcullis_access_log_postgres_up', help: '1 when the last write to Postgres succeeded.', type: 'gauge', value: status.postgresUp ? 1 : 0 },
+  ];
+}
+
 /** One row ready for COPY; a replayed one knows its spool line, to set it aside if Postgres refuses it. */
 interface PendingRow extends EncodedAccessEvent {
   origin?: SpoolLine;
@@ -137,6 +169,16 @@ export class AccessLogWriter implements AccessRecorder {
       this.reject({ event }, (err as Error).message, event?.id);
       return;
     }
+    this.enqueue(row);
+  }
+
+  /** Records an event already encoded (by the proxy's thread, see AccessLogThread). */
+  recordEncoded(row: EncodedAccessEvent): void {
+    this.counts.queued++;
+    this.enqueue(row);
+  }
+
+  private enqueue(row: EncodedAccessEvent): void {
     try {
       // After close() nothing drains the queue: the spool keeps the event for the next start.
       if (this.queue.length < this.queueCap && !this.closed) {
@@ -147,7 +189,7 @@ export class AccessLogWriter implements AccessRecorder {
       }
     } catch (err) {
       this.counts.dropped++;
-      this.log.error({ err: (err as Error).message, eventId: event?.id }, 'access event lost');
+      this.log.error({ err: (err as Error).message, eventId: row.line.slice(1, row.line.indexOf('\t', 1)) }, 'access event lost');
     }
   }
 
@@ -167,24 +209,12 @@ export class AccessLogWriter implements AccessRecorder {
     return this.postgresUp;
   }
 
+  status(): AccessLogStatus {
+    return { counters: this.counters(), queueDepth: this.queueDepth, spoolBytes: this.spoolBytes, postgresUp: this.postgresUp };
+  }
+
   metrics(): MetricSample[] {
-    const c = this.counts;
-    const counter = (name: string, help: string, value: number): MetricSample => ({
-      name: `portcullis_access_events_${name}_total`, help, type: 'counter', value,
-    });
-    return [
-      counter('queued', 'Access events recorded by the proxy.', c.queued),
-      counter('written', 'Access log rows inserted into Postgres.', c.written),
-      counter('duplicates', 'Access events skipped because their row was already present.', c.duplicates),
-      counter('spooled', 'Access events written to the local spool.', c.spooled),
-      counter('replayed', 'Spooled access events since written to Postgres.', c.replayed),
-      counter('rejected', 'Access events Postgres cannot accept, kept in the spool folder.', c.rejected),
-      counter('bad_spool_lines', 'Unreadable spool lines, kept in .bad files.', c.badSpoolLines),
-      counter('dropped', 'Access events lost because the disk failed.', c.dropped),
-      { name: 'portcullis_access_log_queue_depth', help: 'Access events waiting in memory.', type: 'gauge', value: this.queueDepth },
-      { name: 'portcullis_access_log_spool_bytes', help: 'Bytes of access events waiting in the spool.', type: 'gauge', value: this.spoolBytes },
-      { name: 'portcullis_access_log_postgres_up', help: '1 when the last write to Postgres succeeded.', type: 'gauge', value: this.postgresUp ? 1 : 0 },
-    ];
+    return accessLogMetrics(this.status());
   }
 
   /** Writes everything queued to Postgres, or to the spool if Postgres cannot take it, and stops. */

@@ -9,7 +9,7 @@
 // Commands arrive over IPC; each is answered with the process's CPU time
 // and tallies of what was recorded, so the parent can check every phase.
 import path from 'node:path';
-import type { AccessLogWriter } from '../access-log/writer.js';
+import type { AccessLogCounters } from '../access-log/writer.js';
 import { loadListEntries } from '../blocklists/load.js';
 import { MatcherBuilder } from '../blocklists/matcher.js';
 import { startProxyRuntime } from '../cli/proxy-runtime.js';
@@ -39,7 +39,7 @@ export interface ProxyStats {
   type: 'stats';
   cpuSeconds: number;
   tally: Tally;
-  writer: ReturnType<AccessLogWriter['counters']>;
+  writer: AccessLogCounters;
   queueDepth: number;
 }
 
@@ -92,6 +92,7 @@ async function main(): Promise<void> {
   const runtime = await startProxyRuntime({
     config,
     pool,
+    databaseUrl: connectionString,
     schoolId,
     log,
     spoolDir: path.join(process.env.BENCH_SPOOL_DIR!, 'spool'),
@@ -107,38 +108,43 @@ async function main(): Promise<void> {
   });
   if (recorder === undefined) throw new Error('the proxy runtime did not take the bench recorder');
   const switchable = recorder;
-  const writer: AccessLogWriter = runtime.accessLog;
   const status = runtime.policy.status();
 
-  const stats = (): ProxyStats => ({
-    type: 'stats', cpuSeconds: processCpuSeconds(), tally: { ...switchable.tally }, writer: writer.counters(), queueDepth: writer.queueDepth,
-  });
+  // The CPU time is read first: asking the writer's thread for its counters takes a moment.
+  const stats = async (): Promise<ProxyStats> => {
+    const cpuSeconds = processCpuSeconds();
+    const tally = { ...switchable.tally };
+    const writer = await runtime.accessLog.status();
+    return { type: 'stats', cpuSeconds, tally, writer: writer.counters, queueDepth: writer.queueDepth };
+  };
 
   process.on('message', (command: ProxyCommand | { type: 'sanity'; on: boolean }) => {
     void (async () => {
       switch (command.type) {
         case 'logging':
           switchable.on = command.on;
-          send(stats());
+          send(await stats());
           break;
         case 'sanity':
           switchable.expectUnexpected = command.on;
-          send(stats());
+          send(await stats());
           break;
         case 'stats':
-          send(stats());
+          send(await stats());
           break;
         case 'flush': {
           // Logged events are in Postgres once the writer has written as many as it was given.
           const deadline = Date.now() + command.timeoutMs;
-          while (writer.counters().written < switchable.tally.logged && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-          send(stats());
+          while ((await runtime.accessLog.status()).counters.written < switchable.tally.logged && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          send(await stats());
           break;
         }
         case 'stop':
           await runtime.stop();
           await pool.end();
-          send({ ...stats(), type: 'stopped' });
+          send({ ...(await stats()), type: 'stopped' });
           process.disconnect();
           break;
       }

@@ -2,7 +2,7 @@
 // of entries, seconds of work) never holds up requests on the main thread.
 // The worker posts the matcher's typed arrays back without copying them; the
 // caller swaps the new matcher in, and lookups in flight finish on the old.
-import { startWorker } from './worker-entry.js';
+import { startWorker } from '../core/worker-entry.js';
 import { CompiledMatcher, type MatcherParts } from './matcher.js';
 
 export interface MatcherWorkerRequest {

@@ -180,6 +180,7 @@ export async function runProxyWorker(context: ProxyWorkerContext): Promise<numbe
     runtime = await startProxyRuntime({
       config: context.config,
       pool,
+      databaseUrl,
       schoolId: rows[0].id,
       log,
       spoolDir: workerSpoolDir(context.config.dataDir, index),
@@ -198,7 +199,9 @@ export async function runProxyWorker(context: ProxyWorkerContext): Promise<numbe
 
   await new Promise<void>((resolve) => {
     process.on('message', (message: ToWorker) => {
-      if (message.type === 'metrics') send({ type: 'metrics', id: message.id, samples: running.accessLog.metrics() });
+      if (message.type === 'metrics') {
+        void running.accessLog.metrics().then((samples) => send({ type: 'metrics', id: message.id, samples }));
+      }
       if (message.type === 'shutdown') resolve();
     });
     // The primary has gone (killed, crashed): stop cleanly rather than serve unsupervised.

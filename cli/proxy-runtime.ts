@@ -1,10 +1,11 @@
 // Everything one proxy process needs, composed: the policy (lists, rules,
 // identities, kept current by NOTIFY), identification, the access-log writer
-// with its own spool folder, safeguarding alert detection, and the listener.
+// (on a thread of its own) with its own spool folder, safeguarding alert
+// detection, and the listener.
 // `portcullis start` runs one of these in its own process when PROXY_WORKERS
 // is 1, and one per cluster worker otherwise (cli/cluster.ts).
 import type { AddressInfo } from 'node:net';
-import { AccessLogWriter } from '../access-log/writer.js';
+import { AccessLogThread } from '../access-log/thread.js';
 import type { Config } from '../core/config.js';
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
@@ -22,6 +23,8 @@ import { SearchTermLoader, type SearchTermSource } from '../safeguarding/search-
 export interface ProxyRuntimeOptions {
   config: Config;
   pool: Pool;
+  /** The database the pool is connected to: the access log's thread opens connections of its own. */
+  databaseUrl: string;
   schoolId: number;
   log: Logger;
   /** This process's spool folder; one writer per folder. */
@@ -47,7 +50,7 @@ export interface ProxyRuntimeOptions {
 export interface ProxyRuntime {
   address: AddressInfo;
   policy: PolicyStore;
-  accessLog: AccessLogWriter;
+  accessLog: AccessLogThread;
   /** The safeguarding search terms in service. */
   searchTerms: SearchTermSource;
   /** Stops accepting, lets requests in flight finish (briefly), then flushes the log. */
@@ -66,8 +69,11 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     const policy = await PolicyStore.start({ pool, schoolId, log, buildLists: options.buildLists, debounceMs: options.policyDebounceMs });
     closers.push(() => policy.close());
     const identifier = createIdentifier({ pool, mode: config.proxyAuth, snapshotSource: () => policy.current, log });
-    const accessLog = new AccessLogWriter({ pool, spoolDir: options.spoolDir, log, flushIntervalMs: options.logFlushIntervalMs });
-    await accessLog.start();
+    const accessLog = await AccessLogThread.start({
+      connectionString: options.databaseUrl,
+      log,
+      writer: { spoolDir: options.spoolDir, flushIntervalMs: options.logFlushIntervalMs },
+    });
     closers.push(() => accessLog.close());
     // The DSL's search terms reload with the policy (their table notifies on its channel).
     const searchTerms = await SearchTermLoader.start({ pool, schoolId, log, changes: policy });

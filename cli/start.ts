@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { startAccessLogMaintenance } from '../access-log/maintenance.js';
 import { gatherStraySpools, spoolRoot } from '../access-log/spool-folders.js';
-import type { AccessLogWriter } from '../access-log/writer.js';
+import type { AccessLogThread } from '../access-log/thread.js';
 import { buildAdminApp } from '../admin-api/app.js';
 import { buildMatcherInWorker } from '../blocklists/build-matcher.js';
 import { importBlocklists } from '../blocklists/import.js';
@@ -30,7 +30,7 @@ export interface RunningPortcullis {
   adminAddress: AddressInfo;
   pool: Pool;
   policy: PolicyStore;
-  accessLog: AccessLogWriter;
+  accessLog: AccessLogThread;
   stop(): Promise<void>;
 }
 
@@ -124,7 +124,7 @@ export async function startPortcullis(
     let proxyAddress: AddressInfo;
     let policy: PolicyStore;
     let metrics: () => Promise<MetricSample[]>;
-    let accessLog: AccessLogWriter | undefined;
+    let accessLog: AccessLogThread | undefined;
     if (options.cluster) {
       const workers = await startProxyWorkers({ count: config.proxyWorkers, databaseUrl: db.connectionString, log, onAlertRaised });
       closers.push(() => workers.stop());
@@ -137,6 +137,7 @@ export async function startPortcullis(
       const runtime = await startProxyRuntime({
         config,
         pool: db.pool,
+        databaseUrl: db.connectionString,
         schoolId,
         log,
         spoolDir: spoolRoot(config.dataDir),
@@ -148,7 +149,7 @@ export async function startPortcullis(
       proxyAddress = runtime.address;
       policy = runtime.policy;
       accessLog = runtime.accessLog;
-      metrics = async () => runtime.accessLog.metrics();
+      metrics = () => runtime.accessLog.metrics();
     }
 
     const app = await buildAdminApp({

@@ -122,8 +122,15 @@ describe('access logging through a Postgres outage', () => {
     await phase('before', PER_USER_PER_PHASE);
     // Postgres stops while requests are arriving.
     await Promise.all([postgres!.stop(), phase('during-stop', PER_USER_PER_PHASE)]);
-    await waitUntil(() => !proxy.accessLog.isPostgresUp && proxy.accessLog.spoolBytes > 0, 15_000, 'the writer to spool events');
-    expect(proxy.accessLog.counters().spooled).toBeGreaterThan(0);
+    await waitUntil(
+      async () => {
+        const status = await proxy.accessLog.status();
+        return !status.postgresUp && status.spoolBytes > 0;
+      },
+      15_000,
+      'the writer to spool events',
+    );
+    expect((await proxy.accessLog.status()).counters.spooled).toBeGreaterThan(0);
     // And comes back while requests are arriving.
     await Promise.all([startPostgres(), phase('during-restart', PER_USER_PER_PHASE)]);
 
@@ -133,12 +140,15 @@ describe('access logging through a Postgres outage', () => {
 
     // The writer retries with back-off (up to seconds), then replays the spool.
     await waitUntil(
-      () => proxy.accessLog.isPostgresUp && proxy.accessLog.spoolBytes === 0 && proxy.accessLog.queueDepth === 0 && proxy.accessLog.counters().written >= total,
+      async () => {
+        const status = await proxy.accessLog.status();
+        return status.postgresUp && status.spoolBytes === 0 && status.queueDepth === 0 && status.counters.written >= total;
+      },
       30_000,
       'the spool to be replayed',
       50,
     );
-    const counters = proxy.accessLog.counters();
+    const { counters } = await proxy.accessLog.status();
     expect(counters.queued).toBe(total);
     expect(counters.spooled).toBeGreaterThan(0);
     expect(counters.replayed).toBeGreaterThan(0);

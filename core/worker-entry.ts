@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import { packageRoot } from '../core/paths.js';
+import { packageRoot } from './paths.js';
 
 /** Module hooks for the TypeScript sources: "./x.js" imports resolve to "./x.ts", and .ts files are transpiled. */
 function typescriptHooksSource(): string {
