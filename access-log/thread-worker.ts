@@ -9,7 +9,9 @@ import { AccessLogWriter } from './writer.js';
 const data = workerData as WriterThreadData;
 const port = parentPort!;
 const post = (message: FromWriterThread): void => port.postMessage(message);
-const log = createLogger(data.logLevel).child(data.logBindings);
+// The proxy thread's logger context (a cluster worker's index, say), less the name createLogger sets itself.
+const { name: _name, ...bindings } = data.logBindings;
+const log = createLogger(data.logLevel).child(bindings);
 // The writer's concurrent COPYs, and one more for its other queries.
 const pool = createPool(data.connectionString, log, (data.writer.writeConcurrency ?? 2) + 1);
 const writer = new AccessLogWriter({ ...data.writer, pool, log });

@@ -180,13 +180,19 @@ export async function startCommand(config: Config): Promise<number> {
   if (cluster.isWorker) return runProxyWorker({ config, log, buildLists });
   const running = config.proxyWorkers > 1 ? await startPortcullis(config, log, { cluster: true }) : await startPortcullis(config, log);
   await new Promise<void>((resolve) => {
+    let stopping = false;
+    // A service manager may signal every process of the service at once, and so this one more
+    // than once: a repeat must not kill the process before the access log's last flush.
     const onSignal = (signal: string) => {
+      if (stopping) {
+        log.info({ signal }, 'already shutting down');
+        return;
+      }
+      stopping = true;
       log.info({ signal }, 'shutting down');
       resolve();
     };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    process.once('SIGHUP', onSignal);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   });
   await running.stop();
   log.info('stopped');
