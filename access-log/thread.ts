@@ -31,6 +31,7 @@ const HAND_OVER_MS = 25;
 /** Most rows kept for the writer's thread while it is being restarted. */
 const BACKLOG_CAP = 100_000;
 const RESTART_DELAY_MS = 1_000;
+const WRITER_YOUNG_GENERATION_MB = 2;
 
 export type WriterThreadOptions = Omit<AccessLogWriterOptions, 'pool' | 'log'>;
 
@@ -218,7 +219,12 @@ export class AccessLogThread implements AccessRecorder {
   private startThread(): Promise<void> {
     const { connectionString, log, writer } = this.options;
     const data: WriterThreadData = { connectionString, logLevel: log.level, logBindings: log.bindings(), writer };
-    const worker = startWorker(new URL('./thread-worker.js', import.meta.url), { workerData: data });
+    const worker = startWorker(new URL('./thread-worker.js', import.meta.url), {
+      workerData: data,
+      // What lives on this thread is short-lived or waits in the queue: a small young generation
+      // keeps the process 14 MB smaller under load (docs/design-notes.md).
+      resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB },
+    });
     this.worker = worker;
     return new Promise((resolve, reject) => {
       let started = false;
