@@ -90,7 +90,7 @@ function textArray(field: string, value: unknown): string {
 }
 
 export interface EncodedAccessEvent {
-  /** The COPY text line after the school_id column: a tab, the event's columns, the newline. */
+  /** The COPY text line after the school_id column: a tab, the event's columns, the newline. One flat string. */
   line: string;
   /** The group whose school goes in front of the line. */
   groupId: number;
@@ -142,17 +142,32 @@ export function encodeAccessEvent(event: AccessEvent): EncodedAccessEvent {
   const durationMs = typeof event.durationMs === 'number' ? Math.round(event.durationMs) : event.durationMs;
   const time = utcTime(event.time);
   const groupId = integer('identity.groupId', identity.groupId, 0, INT32_MAX);
-  // One template rather than an array joined: a third cheaper. The line is a rope until it is
-  // handed to the writer's thread, which copies it flat within milliseconds (access-log/thread.ts).
-  const line =
-    `\t${event.id.toLowerCase()}\t${time.text}\t${nullableInteger('identity.userId', identity.userId, 0, INT32_MAX)}` +
-    `\t${nullableText('identity.username', identity.username)}\t${groupId}\t${ipAddress('clientIp', event.clientIp)}` +
-    `\t${text('method', event.method)}\t${event.scheme}\t${text('host', event.host)}\t${integer('port', event.port, 0, 65_535)}` +
-    `\t${nullableText('path', event.path)}\t${textArray('decision.categories', decision.categories)}` +
-    `\t${nullableText('decision.category', decision.category)}\t${action}\t${text('decision.rule', decision.rule)}\t${decision.ruleKind}` +
-    `\t${nullableInteger('decision.ruleId', decision.ruleId, 0, INT32_MAX)}\t${integer('status', event.status, 0, SMALLINT_MAX)}` +
-    `\t${integer('bytesIn', event.bytesIn, 0, Number.MAX_SAFE_INTEGER)}\t${integer('bytesOut', event.bytesOut, 0, Number.MAX_SAFE_INTEGER)}` +
-    `\t${integer('durationMs', durationMs, 0, INT32_MAX)}\t${nullableText('blockRef', event.blockRef)}\n`;
+  // Joined from an array, the line is one flat string: it may wait in the queue a while.
+  const line = [
+    '', // the school_id column comes first
+    event.id.toLowerCase(),
+    time.text,
+    nullableInteger('identity.userId', identity.userId, 0, INT32_MAX),
+    nullableText('identity.username', identity.username),
+    groupId,
+    ipAddress('clientIp', event.clientIp),
+    text('method', event.method),
+    event.scheme,
+    text('host', event.host),
+    integer('port', event.port, 0, 65_535),
+    nullableText('path', event.path),
+    textArray('decision.categories', decision.categories),
+    nullableText('decision.category', decision.category),
+    action,
+    text('decision.rule', decision.rule),
+    decision.ruleKind,
+    nullableInteger('decision.ruleId', decision.ruleId, 0, INT32_MAX),
+    integer('status', event.status, 0, SMALLINT_MAX),
+    integer('bytesIn', event.bytesIn, 0, Number.MAX_SAFE_INTEGER),
+    integer('bytesOut', event.bytesOut, 0, Number.MAX_SAFE_INTEGER),
+    integer('durationMs', durationMs, 0, INT32_MAX),
+    `${nullableText('blockRef', event.blockRef)}\n`,
+  ].join('\t');
   return { line, groupId: identity.groupId as number, day: time.day };
 }
 

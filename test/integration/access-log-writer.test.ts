@@ -160,12 +160,15 @@ describe('AccessLogWriter', () => {
     const badIp = accessEvent({ groupId: school.groupId, clientIp: 'not-an-ip' });
     const badId = accessEvent({ groupId: school.groupId, id: 'request-42' });
     const nul = accessEvent({ groupId: school.groupId, path: '/a\0b' });
-    for (const e of [badIp, good, badId, nul]) writer.record(e);
+    const before1970 = accessEvent({ groupId: school.groupId, time: new Date('1969-12-31T23:59:59.999Z') });
+    const year10000 = accessEvent({ groupId: school.groupId, time: new Date('+010000-01-01T00:00:00Z') });
+    const lastMoment = accessEvent({ groupId: school.groupId, time: new Date('9999-12-31T23:59:59.999Z') });
+    for (const e of [badIp, good, badId, nul, before1970, year10000, lastMoment]) writer.record(e);
     await writer.close();
 
-    const written = await bed.db.pool.query('SELECT id FROM access_log WHERE id = $1', [good.id]);
-    expect(written.rowCount).toBe(1);
-    expect(writer.counters()).toMatchObject({ written: 1, rejected: 3, dropped: 0 });
+    const written = await bed.db.pool.query('SELECT id FROM access_log WHERE id = ANY($1::uuid[])', [[good.id, lastMoment.id]]);
+    expect(written.rowCount).toBe(2);
+    expect(writer.counters()).toMatchObject({ written: 2, rejected: 5, dropped: 0 });
     const kept = (await readFile(path.join(bed.spoolRoot, 'rejects', 'rejected.jsonl'), 'utf8'))
       .trim()
       .split('\n')
@@ -174,8 +177,10 @@ describe('AccessLogWriter', () => {
       [badIp.id, 'access event clientIp: "not-an-ip" is not an IP address'],
       ['request-42', 'access event id: "request-42" is not a UUID (use newEventId())'],
       [nul.id, 'access event path: contains a NUL character'],
+      [before1970.id, 'access event time: not a valid Date from 1970 to 9999'],
+      [year10000.id, 'access event time: not a valid Date from 1970 to 9999'],
     ]);
-    expect(lines.filter((l) => l.msg === 'access event rejected, kept in the spool folder')).toHaveLength(3);
+    expect(lines.filter((l) => l.msg === 'access event rejected, kept in the spool folder')).toHaveLength(5);
   });
 
   it('appends events recorded after close() to the spool for the next start', async () => {
