@@ -1,7 +1,7 @@
-// The proxy's throughput with access logging on (AccessLogWriter into
-// Postgres) versus off (events counted and discarded), in the same run,
-// phases alternating on/off so that drift in the machine's load falls on
-// both sides alike.
+// The proxy's throughput with access logging on (the access log's writer,
+// on its own thread, into Postgres) versus off (events counted and
+// discarded), in the same run, phases alternating on/off so that drift in
+// the machine's load falls on both sides alike.
 //
 // Three processes besides Postgres: the proxy (bench/proxy-process.ts: the
 // proxy runtime `portcullis start` runs, with the real policy compiled from

@@ -22,7 +22,7 @@ import { processCpuSeconds } from './common.js';
 export type ProxyCommand = { type: 'logging'; on: boolean } | { type: 'stats' } | { type: 'flush'; timeoutMs: number } | { type: 'stop' };
 
 export interface Tally {
-  /** Events handed to the AccessLogWriter (logging on). */
+  /** Events handed to the access log (logging on). */
   logged: number;
   /** Events discarded (logging off). */
   discarded: number;
