@@ -89,7 +89,7 @@ export class AccessLogThread implements AccessRecorder {
   private handOverTimer: NodeJS.Timeout | undefined;
   private nextStatusId = 1;
   private readonly statusWaiters = new Map<number, (status: AccessLogStatus) => void>();
-  /** Events lost on this side: recorded after close, or held by a thread that died. */
+  /** Events lost on this side: recorded after close, past the backlog's cap, or impossible to copy. What a dying thread held is not known here. */
   private lost = 0;
   private restarts = 0;
   private closing: Promise<void> | undefined;

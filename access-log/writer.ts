@@ -99,7 +99,7 @@ export function accessLogMetrics(status: AccessLogStatus): MetricSample[] {
     counter('replayed', 'Spooled access events since written to Postgres.', c.replayed),
     counter('rejected', 'Access events Postgres cannot accept, kept in the spool folder.', c.rejected),
     counter('bad_spool_lines', 'Unreadable spool lines, kept in .bad files.', c.badSpoolLines),
-    counter('dropped', 'Access events lost because the disk failed.', c.dropped),
+    counter('dropped', 'Access events lost: the spool could not be written, or they came after the access log closed.', c.dropped),
     { name: 'portcullis_access_log_queue_depth', help: 'Access events waiting in memory.', type: 'gauge', value: status.queueDepth },
     { name: 'portcullis_access_log_spool_bytes', help: 'Bytes of access events waiting in the spool.', type: 'gauge', value: status.spoolBytes },
     { name: 'portcullis_access_log_postgres_up', help: '1 when the last write to Postgres succeeded.', type: 'gauge', value: status.postgresUp ? 1 : 0 },
