@@ -14,7 +14,8 @@
 // answers only after the thread has taken every event recorded before it.
 // Should the thread die, its spool stays on disk; a new thread is started,
 // replays it, and takes the chunks that waited meanwhile. Only what the dead
-// thread held in memory is gone, and that is logged.
+// thread held in memory is gone, and that is logged. A close() that finds no
+// thread able to start counts what waited as dropped rather than hang.
 import { inspect } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../core/logger.js';
@@ -95,6 +96,13 @@ export class AccessLogThread implements AccessRecorder {
   private closing: Promise<void> | undefined;
   private onClosed: ((status: AccessLogStatus) => void) | undefined;
   private finalStatus: AccessLogStatus | undefined;
+  /** The thread's last answer, for a close that finds no thread to ask. */
+  private lastStatus: AccessLogStatus = {
+    counters: { queued: 0, written: 0, duplicates: 0, spooled: 0, replayed: 0, rejected: 0, badSpoolLines: 0, dropped: 0 },
+    queueDepth: 0,
+    spoolBytes: 0,
+    postgresUp: false,
+  };
   private readonly log: Logger;
 
   private constructor(private readonly options: AccessLogThreadOptions) {
@@ -244,10 +252,12 @@ export class AccessLogThread implements AccessRecorder {
             reject(new Error(`the access-log writer could not start: ${message.message}`));
             break;
           case 'status':
+            this.lastStatus = message.status;
             this.statusWaiters.get(message.id)?.(message.status);
             this.statusWaiters.delete(message.id);
             break;
           case 'closed':
+            this.lastStatus = message.status;
             this.running = false;
             this.onClosed?.(message.status);
             break;
@@ -273,11 +283,29 @@ export class AccessLogThread implements AccessRecorder {
       { code, restartInMs: RESTART_DELAY_MS },
       'the access-log writer thread stopped; events it had not yet written or spooled are lost. Starting it again',
     );
+    this.startAgainSoon();
+  }
+
+  private startAgainSoon(): void {
     setTimeout(() => {
       this.startThread().catch((err: unknown) => {
-        this.log.error({ err }, 'the access-log writer thread could not be started again');
-        if (!this.finalStatus) this.restart(-1);
+        if (this.closing) {
+          this.giveUpClosing(err);
+          return;
+        }
+        this.log.error({ err, retryInMs: RESTART_DELAY_MS }, 'the access-log writer thread could not be started again');
+        this.startAgainSoon();
       });
     }, RESTART_DELAY_MS);
+  }
+
+  /** Closing, with no thread to write what waits for it: say how much is lost rather than wait for ever. */
+  private giveUpClosing(err: unknown): void {
+    const waiting = this.backlogRows;
+    this.lost += waiting;
+    this.backlog = [];
+    this.backlogRows = 0;
+    this.log.error({ err, events: waiting }, 'the access log is closing and its writer thread cannot be started: the events waiting for it are lost');
+    this.onClosed?.(this.lastStatus);
   }
 }

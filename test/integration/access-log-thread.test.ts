@@ -1,6 +1,6 @@
 // The access log as the proxy runs it: the writer on a thread of its own,
 // fed encoded rows in chunks (access-log/thread.ts).
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +96,25 @@ describe('AccessLogThread', () => {
     expect(metrics).toContain('portcullis_access_log_thread_restarts_total 1');
     expect(metrics).toContain('portcullis_access_events_dropped_total 0');
     await thread.close();
+  });
+
+  it('closes without waiting for ever when its thread died and cannot be started again, counting what waited as dropped', async () => {
+    const { log, lines } = capturingLogger();
+    const thread = await startThread('unstartable', log);
+    for (const e of events(20, 'unstartable-before')) thread.record(e);
+    await waitFor(async () => (await thread.status()).counters.written === 20, 10_000, 'the first rows');
+
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    // The spool folder is gone and a file stands in its place: no writer can open it.
+    const spoolDir = path.join(bed.spoolRoot, 'unstartable');
+    await rm(spoolDir, { recursive: true });
+    await writeFile(spoolDir, '');
+    for (const e of events(30, 'unstartable-after')) thread.record(e);
+    await thread.close();
+
+    const status = await thread.status();
+    expect(status.counters).toMatchObject({ written: 20, dropped: 30 });
+    expect(lines.find((l) => /its writer thread cannot be started/.test(String(l.msg)))).toMatchObject({ events: 30 });
   });
 
   it('writes what was recorded just before close, and counts an event recorded after it as dropped', async () => {
