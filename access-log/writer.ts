@@ -5,9 +5,10 @@
 // Each row joins a bounded in-memory queue; a drain loop writes the queue to
 // Postgres in batches (PostgresSink). The queue holds each event as its COPY
 // line, not the event's objects: at tens of thousands of events a second,
-// what waits in the queue is copied by every young-generation GC. When Postgres fails or is too slow, batches go
-// to the local spool instead (as COPY rows), and so does every event recorded
-// while the queue is full, so memory stays bounded however long the outage.
+// what waits in the queue is copied by every young-generation GC. When
+// Postgres fails or is too slow, batches go to the local spool instead (as
+// COPY rows), and so does every event recorded while the queue is full, so
+// memory stays bounded however long the outage.
 // Postgres is retried with back-off; once it answers, the spool is replayed
 // in order, each event exactly once (ids make a replay idempotent), and each
 // replayed file is removed. Spool files of earlier versions (JSON events)
