@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AccessLogThread } from '../../access-log/thread.js';
+import type { Logger } from '../../core/logger.js';
 import { renderPrometheus } from '../../core/metrics.js';
 import type { AccessEvent } from '../../proxy/types.js';
 import { accessEvent, capturingLogger, seedSchool, waitFor, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
@@ -78,14 +79,18 @@ describe('AccessLogThread', () => {
     expect((await rowsTagged('unencodable')).length).toBe(2);
   });
 
+  /** A thread that wrote `count` events, and whose worker then died as it would from a fatal error inside it. */
+  async function threadThatDied(name: string, count: number, log: Logger): Promise<AccessLogThread> {
+    const thread = await startThread(name, log);
+    for (const e of events(count, `${name}-before`)) thread.record(e);
+    await waitFor(async () => (await thread.status()).counters.written === count, 10_000, 'the first rows');
+    await (thread as unknown as { worker: Worker }).worker.terminate();
+    return thread;
+  }
+
   it('starts its thread again when it dies, and the events recorded meanwhile are written', async () => {
     const { log, lines } = capturingLogger();
-    const thread = await startThread('restart', log);
-    for (const e of events(100, 'restart-before')) thread.record(e);
-    await waitFor(async () => (await thread.status()).counters.written === 100, 10_000, 'the first rows');
-
-    // The thread dies as it would from a fatal error inside it.
-    await (thread as unknown as { worker: Worker }).worker.terminate();
+    const thread = await threadThatDied('restart', 100, log);
     const during = events(300, 'restart-during');
     for (const e of during) thread.record(e);
     await waitFor(async () => (await thread.status()).threadRestarts === 1, 10_000, 'the thread to be started again');
@@ -100,11 +105,7 @@ describe('AccessLogThread', () => {
 
   it('closes without waiting for ever when its thread died and cannot be started again, counting what waited as dropped', async () => {
     const { log, lines } = capturingLogger();
-    const thread = await startThread('unstartable', log);
-    for (const e of events(20, 'unstartable-before')) thread.record(e);
-    await waitFor(async () => (await thread.status()).counters.written === 20, 10_000, 'the first rows');
-
-    await (thread as unknown as { worker: Worker }).worker.terminate();
+    const thread = await threadThatDied('unstartable', 20, log);
     // The spool folder is gone and a file stands in its place: no writer can open it.
     const spoolDir = path.join(bed.spoolRoot, 'unstartable');
     await rm(spoolDir, { recursive: true });
