@@ -23,7 +23,7 @@ import type { MetricSample } from '../core/metrics.js';
 import { startWorker } from '../core/worker-entry.js';
 import type { AccessEvent, AccessRecorder } from '../proxy/types.js';
 import { encodeAccessEvent, type EncodedAccessEvent } from './copy-row.js';
-import { accessLogMetrics, type AccessLogStatus, type AccessLogWriterOptions } from './writer.js';
+import { accessLogMetrics, noAccessLogCounters, type AccessLogStatus, type AccessLogWriterOptions } from './writer.js';
 
 /** Rows per chunk handed to the writer's thread. */
 const CHUNK_ROWS = 1_024;
@@ -98,7 +98,7 @@ export class AccessLogThread implements AccessRecorder {
   private finalStatus: AccessLogStatus | undefined;
   /** The thread's last answer, for a close that finds no thread to ask. */
   private lastStatus: AccessLogStatus = {
-    counters: { queued: 0, written: 0, duplicates: 0, spooled: 0, replayed: 0, rejected: 0, badSpoolLines: 0, dropped: 0 },
+    counters: noAccessLogCounters(),
     queueDepth: 0,
     spoolBytes: 0,
     postgresUp: false,

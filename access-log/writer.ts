@@ -75,6 +75,11 @@ export interface AccessLogCounters {
   dropped: number;
 }
 
+/** Every counter at zero, as a new writer starts. */
+export function noAccessLogCounters(): AccessLogCounters {
+  return { queued: 0, written: 0, duplicates: 0, spooled: 0, replayed: 0, rejected: 0, badSpoolLines: 0, dropped: 0 };
+}
+
 /** The writer's state as the metrics endpoint shows it. */
 export interface AccessLogStatus {
   counters: AccessLogCounters;
@@ -114,9 +119,7 @@ interface PendingRow extends EncodedAccessEvent {
 
 export class AccessLogWriter implements AccessRecorder {
   private queue: EncodedAccessEvent[] = [];
-  private readonly counts: AccessLogCounters = {
-    queued: 0, written: 0, duplicates: 0, spooled: 0, replayed: 0, rejected: 0, badSpoolLines: 0, dropped: 0,
-  };
+  private readonly counts = noAccessLogCounters();
   private readonly sink: PostgresSink;
   private readonly groupSchools: GroupSchools;
   private readonly batchSize: number;
@@ -180,17 +183,12 @@ export class AccessLogWriter implements AccessRecorder {
   }
 
   private enqueue(row: EncodedAccessEvent): void {
-    try {
-      // After close() nothing drains the queue: the spool keeps the event for the next start.
-      if (this.queue.length < this.queueCap && !this.closed) {
-        this.queue.push(row);
-        if (this.queue.length === this.batchSize) this.wake();
-      } else {
-        this.spoolRows([row]);
-      }
-    } catch (err) {
-      this.counts.dropped++;
-      this.log.error({ err: (err as Error).message, eventId: row.line.slice(1, row.line.indexOf('\t', 1)) }, 'access event lost');
+    // After close() nothing drains the queue: the spool keeps the event for the next start.
+    if (this.queue.length < this.queueCap && !this.closed) {
+      this.queue.push(row);
+      if (this.queue.length === this.batchSize) this.wake();
+    } else {
+      this.spoolRows([row]); // counts the event as dropped if the disk fails
     }
   }
 
@@ -212,10 +210,6 @@ export class AccessLogWriter implements AccessRecorder {
 
   status(): AccessLogStatus {
     return { counters: this.counters(), queueDepth: this.queueDepth, spoolBytes: this.spoolBytes, postgresUp: this.postgresUp };
-  }
-
-  metrics(): MetricSample[] {
-    return accessLogMetrics(this.status());
   }
 
   /** Writes everything queued to Postgres, or to the spool if Postgres cannot take it, and stops. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderPrometheus } from '../../core/metrics.js';
 import { newEventId } from '../../access-log/event-id.js';
-import { AccessLogWriter } from '../../access-log/writer.js';
+import { accessLogMetrics, AccessLogWriter } from '../../access-log/writer.js';
 import type { AccessEvent } from '../../proxy/types.js';
 import { accessEvent, capturingLogger, seedSchool, waitFor, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
@@ -208,7 +208,7 @@ describe('AccessLogWriter', () => {
     for (const e of manyEvents(3)) writer.record(e);
     await writer.close();
     const text = renderPrometheus([
-      ...writer.metrics(),
+      ...accessLogMetrics(writer.status()),
       { name: 'portcullis_other_total', help: 'Another "counter"\\ passed in.', type: 'counter', value: 5, labels: { school: 'St "A"\n' } },
     ]);
     expect(text).toContain(
