@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importBlocklists, type ImportSummary } from '../blocklists/import.js';
+import { ALLOCATOR_ENVIRONMENT } from '../core/allocator-settings.js';
 import { prepareDatabase } from '../core/bootstrap.js';
 import { loadConfig } from '../core/config.js';
 import { createPool, type Pool } from '../core/db.js';
@@ -35,6 +36,7 @@ import { defaultListsFile } from '../core/paths.js';
 import { ORIGIN_BODY } from './common.js';
 import { median, sampleLoad, startBenchPostgres } from './lib.js';
 import { originCountBounds, runWrk } from './load.js';
+import { DEFAULT_UT1_FOLDER } from './peers/lists.js';
 import { reapedChildrenCpuSeconds } from './peers/proc.js';
 import type { ProxyStats } from './proxy-process.js';
 
@@ -93,9 +95,9 @@ export async function prepareBenchDatabase(pool: Pool, ut1Source: string): Promi
   return importBlocklists(pool, ut1Source);
 }
 
-/** /work/shared/ut1 (BENCH_UT1 to change it) when present, else the UT1 lists bundled with Portcullis. */
+/** The shared UT1 snapshot (DEFAULT_UT1_FOLDER; BENCH_UT1 to change it) when present, else the UT1 lists bundled with Portcullis. */
 export function ut1Source(): string {
-  const wanted = process.env.BENCH_UT1 ?? '/work/shared/ut1';
+  const wanted = process.env.BENCH_UT1 ?? DEFAULT_UT1_FOLDER;
   try {
     if (readdirSync(wanted).length > 0) return wanted;
   } catch {
@@ -171,7 +173,7 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
   const proxy = new Child(
     fork(path.join(here, 'proxy-process.js'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, BENCH_DATABASE_URL: options.connectionString, BENCH_SPOOL_DIR: spoolDir, BENCH_ORIGIN_HOST: ORIGIN_HOST },
+      env: { ...process.env, ...ALLOCATOR_ENVIRONMENT, BENCH_DATABASE_URL: options.connectionString, BENCH_SPOOL_DIR: spoolDir, BENCH_ORIGIN_HOST: ORIGIN_HOST },
     }),
     'proxy',
   );

@@ -10,6 +10,7 @@ import { buildAdminApp } from '../admin-api/app.js';
 import { buildMatcherInWorker } from '../blocklists/build-matcher.js';
 import { importBlocklists } from '../blocklists/import.js';
 import { ensureFirstAdmin } from '../core/admin-account.js';
+import { missingAllocatorSettings } from '../core/allocator-settings.js';
 import { prepareDatabase } from '../core/bootstrap.js';
 import type { Config } from '../core/config.js';
 import { openDatabase } from '../core/database.js';
@@ -178,6 +179,13 @@ export async function startPortcullis(
 export async function startCommand(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
   if (cluster.isWorker) return runProxyWorker({ config, log, buildLists });
+  const missing = missingAllocatorSettings(process.env);
+  if (missing.length > 0) {
+    log.warn(
+      { missing },
+      `start Portcullis with ${missing.join(' ')} in its environment, as npm start and the Docker image do: without it, memory freed under load stays with the process`,
+    );
+  }
   const running = config.proxyWorkers > 1 ? await startPortcullis(config, log, { cluster: true }) : await startPortcullis(config, log);
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -13,6 +13,7 @@ import { chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../../core/paths.js';
+import { ALLOCATOR_ENVIRONMENT } from '../../core/allocator-settings.js';
 import { spawnPeerProcess } from './child.js';
 import type { BlockAnswer, FilteringPeerStartOptions, RunningPeer } from './peer.js';
 import { freePort } from '../common.js';
@@ -87,6 +88,8 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Runni
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
+    // As `npm start` and the Docker image run it.
+    ...ALLOCATOR_ENVIRONMENT,
     DATA_DIR: path.join(dir, 'var'),
     PROXY_HOST: '127.0.0.1',
     PROXY_PORT: String(port),
@@ -127,6 +130,7 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Runni
     blockAnswer: portcullisBlockAnswer,
     settings: [
       `PROXY_WORKERS=${workers}`,
+      ...Object.entries(ALLOCATOR_ENVIRONMENT).map(([name, value]) => `${name}=${value}`),
       'access logging on (embedded Postgres)',
       'identification by address, default policy',
       `lists: ${imported.stdout.trim().split('\n').at(-1) ?? ''}`,

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canConnect } from '../../bench/common.js';
+import { ALLOCATOR_ENVIRONMENT } from '../../core/allocator-settings.js';
 import { freePort } from '../support/global-postgres.js';
 import { basicAuth, startInternetStandIn, waitUntil, type InternetStandIn } from '../support/internet-stand-in.js';
 import { connectViaProxy, httpsGetOverTunnel, requestViaProxy } from '../support/proxy-harness.js';
@@ -109,6 +110,19 @@ describe('portcullis start, a bad setting', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('warns, naming the setting, when started without the allocator setting npm start gives it', async () => {
+    requireBuild();
+    const unreachable = `postgres://portcullis:x@127.0.0.1:${await freePort()}/portcullis`;
+    const started = (extra: Record<string, string>) => run(['start'], baseEnv({ DATABASE_URL: unreachable, LOG_LEVEL: 'info', ...extra }));
+    const without = started({});
+    expect((await exitWithin(without, 15_000)).code).not.toBe(0); // no database to start against
+    expect(without.output()).toContain('start Portcullis with MALLOC_MMAP_THRESHOLD_=131072 in its environment');
+    const given = started({ ...ALLOCATOR_ENVIRONMENT });
+    expect((await exitWithin(given, 15_000)).code).not.toBe(0);
+    expect(given.output()).toContain('ECONNREFUSED');
+    expect(given.output()).not.toContain('MALLOC_MMAP_THRESHOLD_');
+  });
 });
 
 describe('the README journey against dist/bin/portcullis.js', () => {
@@ -126,6 +140,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     await chmod(dataDir, 0o711); // as root, the embedded Postgres runs as `postgres` and must enter it
     ports = { proxy: await freePort(), admin: await freePort(), pg: await freePort() };
     env = baseEnv({
+      ...ALLOCATOR_ENVIRONMENT, // as npm start runs it
       DATA_DIR: path.join(dataDir, 'var'),
       PROXY_HOST: '127.0.0.1',
       PROXY_PORT: String(ports.proxy),

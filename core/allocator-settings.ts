@@ -1,0 +1,26 @@
+// The C allocator setting Portcullis runs with: `npm start` and the
+// Dockerfile set it, the benchmark starts Portcullis with it, and
+// `portcullis start` warns when it is missing.
+//
+// glibc's malloc raises its mmap threshold each time a large block is freed,
+// and its trim threshold (the free memory an arena keeps before giving it
+// back) to twice that. Once raised, the buffers a busy proxy allocates by the
+// thousand (sockets, COPY batches, the list build's stream) come from
+// per-thread arenas, and much of what is freed there stays in the process:
+// tens of MiB (docs/design-notes.md, "Memory freed is given back"). Setting
+// the threshold, even to its default, turns that adjustment off. glibc reads
+// it only when the process starts, so it cannot be set from here.
+export const ALLOCATOR_ENVIRONMENT: Readonly<Record<string, string>> = Object.freeze({
+  MALLOC_MMAP_THRESHOLD_: '131072',
+});
+
+/**
+ * The allocator settings `env` lacks or sets otherwise, as NAME=value; empty
+ * off Linux, where glibc's variables mean nothing.
+ */
+export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): string[] {
+  if (platform !== 'linux') return [];
+  return Object.entries(ALLOCATOR_ENVIRONMENT)
+    .filter(([name, value]) => env[name] !== value)
+    .map(([name, value]) => `${name}=${value}`);
+}
