@@ -13,6 +13,10 @@
 // and encoding a batch for COPY take. The writer's own Node CPU per event is
 // this process's CPU per event less the cost of making the events.
 //
+// measureAccessLogThreadThroughput runs the same load through AccessLogThread,
+// as the proxy runs the access log: each event encoded on this thread and
+// handed over in chunks, the writer on a thread of its own.
+//
 // `npm run bench` runs this as part of bench/run.ts; on its own:
 //   npx tsc -p tsconfig.json --outDir dist-bench && node dist-bench/bench/access-log-throughput.js
 import { randomUUID } from 'node:crypto';
@@ -26,6 +30,7 @@ import { encodeAccessEvent } from '../access-log/copy-row.js';
 import { newEventId } from '../access-log/event-id.js';
 import { buildHostIndex, hostIndexName } from '../access-log/host-index.js';
 import { partitionName } from '../access-log/partitions.js';
+import { AccessLogThread } from '../access-log/thread.js';
 import { AccessLogWriter } from '../access-log/writer.js';
 import { createPool } from '../core/db.js';
 import { createLogger } from '../core/logger.js';
@@ -167,6 +172,78 @@ export async function measureAccessLogThroughput(options: ThroughputOptions): Pr
   }
 }
 
+/** What a run through the writer's thread reports: its counts, and the time and CPU it took. */
+export interface ThreadThroughputResult {
+  seconds: number;
+  recorded: number;
+  written: number;
+  spooled: number;
+  dropped: number;
+  rejected: number;
+  eventsPerSecond: number;
+  /** CPU seconds of this process: making and encoding the events, and the writer's thread. */
+  nodeCpuSeconds: number;
+  postgresCpuSeconds: number | null;
+  loadMedian: number;
+  rowsInTable: number;
+}
+
+/** Events recorded between two looks at the writer's queue. */
+const FEED_STEP = 1_000;
+
+/**
+ * One timed run through AccessLogThread with a fresh spool folder. The
+ * writer's queue is on its thread, so its depth is asked for (status()) after
+ * every FEED_STEP events, and no more are offered while it is half full: the
+ * measure is the writer's pace, not the spool's.
+ */
+export async function measureAccessLogThreadThroughput(options: ThroughputOptions): Promise<ThreadThroughputResult> {
+  const pool = createPool(options.connectionString, undefined, 2);
+  const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-spool-'));
+  try {
+    await migrate(pool);
+    const groupId = await benchGroup(pool);
+    const thread = await AccessLogThread.start({
+      connectionString: options.connectionString,
+      log: createLogger('warn'),
+      writer: { spoolDir, queueCap: QUEUE_CAP, batchSize: BATCH_SIZE, writeConcurrency: options.writeConcurrency },
+    });
+    const load = sampleLoad();
+    const pgCpuBefore = options.postgresCpuSeconds?.();
+    const cpuBefore = processCpuSeconds();
+    const started = performance.now();
+    const until = started + options.seconds * 1000;
+    let recorded = 0;
+    while (performance.now() < until) {
+      for (let i = 0; i < FEED_STEP; i++) thread.record(benchEvent(recorded++, groupId));
+      while ((await thread.status()).queueDepth >= QUEUE_CAP / 2 && performance.now() < until) await sleep(1);
+    }
+    await thread.close();
+    const elapsed = (performance.now() - started) / 1000;
+    const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
+    const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
+    const loadSeen = load.stop();
+    const { counters } = await thread.status();
+    const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE group_id = $1', [groupId]);
+    return {
+      seconds: elapsed,
+      recorded,
+      written: counters.written,
+      spooled: counters.spooled,
+      dropped: counters.dropped,
+      rejected: counters.rejected,
+      eventsPerSecond: counters.written / elapsed,
+      nodeCpuSeconds,
+      postgresCpuSeconds,
+      loadMedian: loadSeen.median,
+      rowsInTable: Number(rows[0].n),
+    };
+  } finally {
+    await pool.end();
+    await rm(spoolDir, { recursive: true, force: true });
+  }
+}
+
 export interface HostIndexBuildResult {
   partition: string;
   rows: number;
@@ -226,7 +303,7 @@ export function measureEncode(batches: number): { medianBatchMs: number; microsP
 }
 
 /** A result that is not lossless is not a throughput figure. */
-export function checkThroughput(result: ThroughputResult): void {
+export function checkThroughput(result: Pick<ThroughputResult, 'recorded' | 'written' | 'rowsInTable' | 'spooled' | 'dropped' | 'rejected'>): void {
   const problems: string[] = [];
   if (result.written !== result.recorded) problems.push(`recorded ${result.recorded} events but wrote ${result.written}`);
   if (result.rowsInTable !== result.recorded) problems.push(`access_log holds ${result.rowsInTable} rows for ${result.recorded} events`);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkThroughput, measureAccessLogThroughput, measureHostIndexBuild } from '../../bench/access-log-throughput.js';
+import { checkThroughput, measureAccessLogThreadThroughput, measureAccessLogThroughput, measureHostIndexBuild } from '../../bench/access-log-throughput.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 describe('the access-log benchmark', () => {
@@ -29,6 +29,14 @@ describe('the access-log benchmark', () => {
     // A day with no rows (a run that wrote elsewhere) is refused, not reported as a build of nothing.
     await db.pool.query("SELECT access_log_ensure_partitions('2001-01-01', '2001-01-01')");
     await expect(measureHostIndexBuild(db.url, new Date('2001-01-01T12:00:00Z'))).rejects.toThrow('access_log_p20010101 holds no rows');
+  });
+
+  it('through the writer\'s thread, counts what reached access_log', async () => {
+    const result = await measureAccessLogThreadThroughput({ connectionString: db.url, seconds: 1, writeConcurrency: 2 });
+    checkThroughput(result);
+    expect(result.written).toBeGreaterThan(1000);
+    expect(result.rowsInTable).toBe(result.recorded);
+    expect(result.eventsPerSecond).toBeCloseTo(result.written / result.seconds, 6);
   });
 
   it('refuses a run that lost or repeated events', () => {
