@@ -15,12 +15,13 @@ export const ALLOCATOR_ENVIRONMENT: Readonly<Record<string, string>> = Object.fr
 });
 
 /**
- * The allocator settings `env` lacks or sets otherwise, as NAME=value; empty
- * off Linux, where glibc's variables mean nothing.
+ * The allocator settings `env` lacks, as NAME=value; empty off Linux, where
+ * glibc's variables mean nothing. Any value set counts: it turns the
+ * adjustment off too, and may be the administrator's own choice.
  */
 export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): string[] {
   if (platform !== 'linux') return [];
   return Object.entries(ALLOCATOR_ENVIRONMENT)
-    .filter(([name, value]) => env[name] !== value)
+    .filter(([name]) => env[name] === undefined || env[name] === '')
     .map(([name, value]) => `${name}=${value}`);
 }
