@@ -33,6 +33,15 @@ describe('the ratios table', () => {
     expect(row('Portcullis, 1 process').slice(1, 6)).toEqual(['0.80× (aim ≥ 1×)', '0.40× (aim ≥ 0.5×)', '1.50× (aim ≥ 2×)', '–', '2.40 ms (aim < 2 ms)']);
   });
 
+  it('makes no p99 figure of an origin that was slower alone than through the proxy', () => {
+    const disturbed = formatRatios([
+      peer('origin direct (limit)', { allowed: 20_000, lightP99: 9.22, idleMiB: 60 }),
+      peer('Portcullis, 1 process', { allowed: 8_000, blocked: 15_000, lightP99: 2.16, idleMiB: 160 }),
+    ]);
+    const cells = disturbed.split('\n').find((line) => line.startsWith('| Portcullis, 1 process |'))!.split(' | ');
+    expect(cells[5]).toBe('– (the origin alone had the higher p99, 9.22 against 2.16 ms: disturbed, measure again)');
+  });
+
   it('gives memory in MiB, idle and the highest after any request load, with the 400 MB aim for the full lists only', () => {
     expect(table).toContain('| RSS idle / highest after the request loads |');
     expect(row('Portcullis, 1 process')[6]).toBe('160 / 210 MiB |');
