@@ -191,6 +191,22 @@ export interface ThreadThroughputResult {
 /** Events recorded between two looks at the writer's queue. */
 const FEED_STEP = 1_000;
 
+const CLIENT_SESSIONS = "SELECT coalesce(array_agg(pid), '{}') AS pids FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'";
+
+/**
+ * Waits for every session but `ours` to end. An ended session's CPU is in
+ * Postgres's count only once the postmaster has reaped it, and the writer's
+ * thread closes its sessions as the run ends.
+ */
+async function otherSessionsEnded(pool: ReturnType<typeof createPool>, ours: readonly number[]): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    const { rows } = await pool.query<{ pids: number[] }>(CLIENT_SESSIONS);
+    if (rows[0].pids.every((pid) => ours.includes(pid))) break;
+    await sleep(20);
+  }
+  await sleep(100);
+}
+
 /**
  * One timed run through AccessLogThread with a fresh spool folder. The
  * writer's queue is on its thread, so its depth is asked for (status()) after
@@ -203,6 +219,7 @@ export async function measureAccessLogThreadThroughput(options: ThroughputOption
   try {
     await migrate(pool);
     const groupId = await benchGroup(pool);
+    const ourSessions = (await pool.query<{ pids: number[] }>(CLIENT_SESSIONS)).rows[0].pids;
     const thread = await AccessLogThread.start({
       connectionString: options.connectionString,
       log: createLogger('warn'),
@@ -221,6 +238,7 @@ export async function measureAccessLogThreadThroughput(options: ThroughputOption
     await thread.close();
     const elapsed = (performance.now() - started) / 1000;
     const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
+    await otherSessionsEnded(pool, ourSessions);
     const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
     const loadSeen = load.stop();
     const { counters } = await thread.status();
