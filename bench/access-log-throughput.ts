@@ -225,37 +225,41 @@ export async function measureAccessLogThreadThroughput(options: ThroughputOption
       log: createLogger('warn'),
       writer: { spoolDir, queueCap: QUEUE_CAP, batchSize: BATCH_SIZE, writeConcurrency: options.writeConcurrency },
     });
-    const load = sampleLoad();
-    const pgCpuBefore = options.postgresCpuSeconds?.();
-    const cpuBefore = processCpuSeconds();
-    const started = performance.now();
-    const until = started + options.seconds * 1000;
-    let recorded = 0;
-    while (performance.now() < until) {
-      for (let i = 0; i < FEED_STEP; i++) thread.record(benchEvent(recorded++, groupId));
-      while ((await thread.status()).queueDepth >= QUEUE_CAP / 2 && performance.now() < until) await sleep(1);
+    try {
+      const load = sampleLoad();
+      const pgCpuBefore = options.postgresCpuSeconds?.();
+      const cpuBefore = processCpuSeconds();
+      const started = performance.now();
+      const until = started + options.seconds * 1000;
+      let recorded = 0;
+      while (performance.now() < until) {
+        for (let i = 0; i < FEED_STEP; i++) thread.record(benchEvent(recorded++, groupId));
+        while ((await thread.status()).queueDepth >= QUEUE_CAP / 2 && performance.now() < until) await sleep(1);
+      }
+      await thread.close();
+      const elapsed = (performance.now() - started) / 1000;
+      const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
+      await otherSessionsEnded(pool, ourSessions);
+      const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
+      const loadSeen = load.stop();
+      const { counters } = await thread.status();
+      const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE group_id = $1', [groupId]);
+      return {
+        seconds: elapsed,
+        recorded,
+        written: counters.written,
+        spooled: counters.spooled,
+        dropped: counters.dropped,
+        rejected: counters.rejected,
+        eventsPerSecond: counters.written / elapsed,
+        nodeCpuSeconds,
+        postgresCpuSeconds,
+        loadMedian: loadSeen.median,
+        rowsInTable: Number(rows[0].n),
+      };
+    } finally {
+      await thread.close(); // a run that failed part-way must not leave the thread keeping the process alive
     }
-    await thread.close();
-    const elapsed = (performance.now() - started) / 1000;
-    const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
-    await otherSessionsEnded(pool, ourSessions);
-    const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
-    const loadSeen = load.stop();
-    const { counters } = await thread.status();
-    const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE group_id = $1', [groupId]);
-    return {
-      seconds: elapsed,
-      recorded,
-      written: counters.written,
-      spooled: counters.spooled,
-      dropped: counters.dropped,
-      rejected: counters.rejected,
-      eventsPerSecond: counters.written / elapsed,
-      nodeCpuSeconds,
-      postgresCpuSeconds,
-      loadMedian: loadSeen.median,
-      rowsInTable: Number(rows[0].n),
-    };
   } finally {
     await pool.end();
     await rm(spoolDir, { recursive: true, force: true });
