@@ -56,7 +56,8 @@ export interface QueryTimings {
   totalMs: number;
 }
 
-export interface ThroughputResult {
+/** What every throughput run reports: its counts, and the time and CPU it took. */
+export interface ThroughputRun {
   seconds: number;
   recorded: number;
   written: number;
@@ -64,16 +65,20 @@ export interface ThroughputResult {
   dropped: number;
   rejected: number;
   eventsPerSecond: number;
-  /** CPU seconds of this process (event generation + writer) and of Postgres. */
+  /** CPU seconds of this process (making the events, and the writer on whichever thread it runs). */
   nodeCpuSeconds: number;
-  /** Node CPU per event written, less the cost of making the events (measured apart): record() + encode + write. */
-  writerCpuMicrosPerEvent: number;
   postgresCpuSeconds: number | null;
   loadMedian: number;
+  rowsInTable: number;
+}
+
+/** A run of the writer in this process, which can also time its queries. */
+export interface ThroughputResult extends ThroughputRun {
+  /** Node CPU per event written, less the cost of making the events (measured apart): record() + encode + write. */
+  writerCpuMicrosPerEvent: number;
   loadMax: number;
   writeConcurrency: number;
   queries: Partial<Record<QueryKind, QueryTimings>>;
-  rowsInTable: number;
 }
 
 async function benchGroup(pool: ReturnType<typeof createPool>): Promise<number> {
@@ -111,6 +116,35 @@ export function benchEvent(i: number, groupId: number): AccessEvent {
   };
 }
 
+/** A run's clocks: wall time, this process's CPU, Postgres's CPU (when known) and the load average. */
+interface RunMeter {
+  /** When the run stops offering events. */
+  until: number;
+  /** Wall and CPU seconds since the start; read when the writer has flushed. */
+  elapsed(): { seconds: number; nodeCpuSeconds: number };
+  /** Postgres's CPU seconds since the start, and the load seen; read once its sessions' work is counted. */
+  finish(): { postgresCpuSeconds: number | null; loadMedian: number; loadMax: number };
+}
+
+function startRunMeter(options: ThroughputOptions): RunMeter {
+  const load = sampleLoad();
+  const pgCpuBefore = options.postgresCpuSeconds?.();
+  const cpuBefore = processCpuSeconds();
+  const started = performance.now();
+  return {
+    until: started + options.seconds * 1000,
+    elapsed: () => ({ seconds: (performance.now() - started) / 1000, nodeCpuSeconds: processCpuSeconds() - cpuBefore }),
+    finish: () => {
+      const seen = load.stop();
+      return {
+        postgresCpuSeconds: pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore,
+        loadMedian: seen.median,
+        loadMax: seen.max,
+      };
+    },
+  };
+}
+
 function summarise(values: number[]): QueryTimings {
   return { count: values.length, medianMs: median(values), p95Ms: percentile(values, 95), totalMs: values.reduce((a, b) => a + b, 0) };
 }
@@ -128,23 +162,17 @@ export async function measureAccessLogThroughput(options: ThroughputOptions): Pr
     });
     await writer.start();
     timed.reset();
-    const load = sampleLoad();
-    const pgCpuBefore = options.postgresCpuSeconds?.();
-    const cpuBefore = processCpuSeconds();
-    const started = performance.now();
-    const until = started + options.seconds * 1000;
+    const meter = startRunMeter(options);
     let recorded = 0;
     // Offer events whenever the queue has room, so the measure is the writer's pace, not the spool's.
     // While it is full, sleep rather than spin: a spinning loop would charge its CPU to the writer.
-    while (performance.now() < until) {
+    while (performance.now() < meter.until) {
       while (writer.queueDepth < QUEUE_CAP / 2) writer.record(benchEvent(recorded++, groupId));
       await sleep(1);
     }
     await writer.close();
-    const elapsed = (performance.now() - started) / 1000;
-    const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
-    const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
-    const loadSeen = load.stop();
+    const { seconds: elapsed, nodeCpuSeconds } = meter.elapsed();
+    const { postgresCpuSeconds, loadMedian, loadMax } = meter.finish();
     const c = writer.counters();
     const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE group_id = $1', [groupId]);
     const queries: Partial<Record<QueryKind, QueryTimings>> = {};
@@ -160,8 +188,8 @@ export async function measureAccessLogThroughput(options: ThroughputOptions): Pr
       nodeCpuSeconds,
       writerCpuMicrosPerEvent: (nodeCpuSeconds * 1e6) / c.written - measureEventMaking(50_000),
       postgresCpuSeconds,
-      loadMedian: loadSeen.median,
-      loadMax: loadSeen.max,
+      loadMedian,
+      loadMax,
       writeConcurrency: options.writeConcurrency,
       queries,
       rowsInTable: Number(rows[0].n),
@@ -170,22 +198,6 @@ export async function measureAccessLogThroughput(options: ThroughputOptions): Pr
     await pool.end();
     await rm(spoolDir, { recursive: true, force: true });
   }
-}
-
-/** What a run through the writer's thread reports: its counts, and the time and CPU it took. */
-export interface ThreadThroughputResult {
-  seconds: number;
-  recorded: number;
-  written: number;
-  spooled: number;
-  dropped: number;
-  rejected: number;
-  eventsPerSecond: number;
-  /** CPU seconds of this process: making and encoding the events, and the writer's thread. */
-  nodeCpuSeconds: number;
-  postgresCpuSeconds: number | null;
-  loadMedian: number;
-  rowsInTable: number;
 }
 
 /** Events recorded between two looks at the writer's queue. */
@@ -213,7 +225,7 @@ async function otherSessionsEnded(pool: ReturnType<typeof createPool>, ours: rea
  * every FEED_STEP events, and no more are offered while it is half full: the
  * measure is the writer's pace, not the spool's.
  */
-export async function measureAccessLogThreadThroughput(options: ThroughputOptions): Promise<ThreadThroughputResult> {
+export async function measureAccessLogThreadThroughput(options: ThroughputOptions): Promise<ThroughputRun> {
   const pool = createPool(options.connectionString, undefined, 2);
   const spoolDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-spool-'));
   try {
@@ -226,22 +238,16 @@ export async function measureAccessLogThreadThroughput(options: ThroughputOption
       writer: { spoolDir, queueCap: QUEUE_CAP, batchSize: BATCH_SIZE, writeConcurrency: options.writeConcurrency },
     });
     try {
-      const load = sampleLoad();
-      const pgCpuBefore = options.postgresCpuSeconds?.();
-      const cpuBefore = processCpuSeconds();
-      const started = performance.now();
-      const until = started + options.seconds * 1000;
+      const meter = startRunMeter(options);
       let recorded = 0;
-      while (performance.now() < until) {
+      while (performance.now() < meter.until) {
         for (let i = 0; i < FEED_STEP; i++) thread.record(benchEvent(recorded++, groupId));
-        while ((await thread.status()).queueDepth >= QUEUE_CAP / 2 && performance.now() < until) await sleep(1);
+        while ((await thread.status()).queueDepth >= QUEUE_CAP / 2 && performance.now() < meter.until) await sleep(1);
       }
       await thread.close();
-      const elapsed = (performance.now() - started) / 1000;
-      const nodeCpuSeconds = processCpuSeconds() - cpuBefore;
+      const { seconds: elapsed, nodeCpuSeconds } = meter.elapsed();
       await otherSessionsEnded(pool, ourSessions);
-      const postgresCpuSeconds = pgCpuBefore === undefined ? null : options.postgresCpuSeconds!() - pgCpuBefore;
-      const loadSeen = load.stop();
+      const { postgresCpuSeconds, loadMedian } = meter.finish();
       const { counters } = await thread.status();
       const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE group_id = $1', [groupId]);
       return {
@@ -254,7 +260,7 @@ export async function measureAccessLogThreadThroughput(options: ThroughputOption
         eventsPerSecond: counters.written / elapsed,
         nodeCpuSeconds,
         postgresCpuSeconds,
-        loadMedian: loadSeen.median,
+        loadMedian,
         rowsInTable: Number(rows[0].n),
       };
     } finally {
@@ -325,7 +331,7 @@ export function measureEncode(batches: number): { medianBatchMs: number; microsP
 }
 
 /** A result that is not lossless is not a throughput figure. */
-export function checkThroughput(result: Pick<ThroughputResult, 'recorded' | 'written' | 'rowsInTable' | 'spooled' | 'dropped' | 'rejected'>): void {
+export function checkThroughput(result: ThroughputRun): void {
   const problems: string[] = [];
   if (result.written !== result.recorded) problems.push(`recorded ${result.recorded} events but wrote ${result.written}`);
   if (result.rowsInTable !== result.recorded) problems.push(`access_log holds ${result.rowsInTable} rows for ${result.recorded} events`);

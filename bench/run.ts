@@ -28,8 +28,8 @@ import {
   measureEncode,
   measureHostIndexBuild,
   type HostIndexBuildResult,
-  type ThreadThroughputResult,
   type ThroughputResult,
+  type ThroughputRun,
 } from './access-log-throughput.js';
 import { formatNumber as n, median, startBenchPostgres, type QueryKind } from './lib.js';
 import { formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './cpu-profile.js';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const pg = await startBenchPostgres();
   let proxy: ProxyBenchResult;
   const throughput: ThroughputResult[] = [];
-  const throughThread: ThreadThroughputResult[] = [];
+  const throughThread: ThroughputRun[] = [];
   let encode: ReturnType<typeof measureEncode>;
   let hostIndex: HostIndexBuildResult;
   let pgVersion: string;
