@@ -92,7 +92,6 @@ async function main(): Promise<void> {
   const runtime = await startProxyRuntime({
     config,
     pool,
-    databaseUrl: connectionString,
     schoolId,
     log,
     spoolDir: path.join(process.env.BENCH_SPOOL_DIR!, 'spool'),

@@ -180,7 +180,6 @@ export async function runProxyWorker(context: ProxyWorkerContext): Promise<numbe
     runtime = await startProxyRuntime({
       config: context.config,
       pool,
-      databaseUrl,
       schoolId: rows[0].id,
       log,
       spoolDir: workerSpoolDir(context.config.dataDir, index),

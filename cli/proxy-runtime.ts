@@ -7,7 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { AccessLogThread } from '../access-log/thread.js';
 import type { Config } from '../core/config.js';
-import type { Pool } from '../core/db.js';
+import { connectionStringOf, type Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import type { CategoryLookup } from '../core/policy/types.js';
 import { createProxyPolicy } from '../core/policy/proxy-policy.js';
@@ -23,8 +23,6 @@ import { SearchTermLoader, type SearchTermSource } from '../safeguarding/search-
 export interface ProxyRuntimeOptions {
   config: Config;
   pool: Pool;
-  /** The database the pool is connected to: the access log's thread opens connections of its own. */
-  databaseUrl: string;
   schoolId: number;
   log: Logger;
   /** This process's spool folder; one writer per folder. */
@@ -70,7 +68,7 @@ export async function startProxyRuntime(options: ProxyRuntimeOptions): Promise<P
     closers.push(() => policy.close());
     const identifier = createIdentifier({ pool, mode: config.proxyAuth, snapshotSource: () => policy.current, log });
     const accessLog = await AccessLogThread.start({
-      connectionString: options.databaseUrl,
+      connectionString: connectionStringOf(pool),
       log,
       writer: { spoolDir: options.spoolDir, flushIntervalMs: options.logFlushIntervalMs },
     });

@@ -14,7 +14,7 @@ import { missingAllocatorSettings } from '../core/allocator-settings.js';
 import { prepareDatabase } from '../core/bootstrap.js';
 import type { Config } from '../core/config.js';
 import { openDatabase } from '../core/database.js';
-import type { Pool } from '../core/db.js';
+import { connectionStringOf, type Pool } from '../core/db.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { renderPrometheus, type MetricSample } from '../core/metrics.js';
 import { defaultListsFile } from '../core/paths.js';
@@ -38,9 +38,7 @@ export interface RunningPortcullis {
 /** Compiles the lists in a worker thread with its own connection, so that a reload never stalls requests. */
 async function buildLists(pool: Pool, log: Logger): Promise<CategoryLookup> {
   const started = Date.now();
-  const { connectionString } = pool.options;
-  if (connectionString === undefined) throw new Error('the database pool has no connection string for the list-building worker');
-  const { matcher, workerMs } = await buildMatcherInWorker(connectionString);
+  const { matcher, workerMs } = await buildMatcherInWorker(connectionStringOf(pool));
   log.info(
     { domains: matcher.domainCount, urls: matcher.urlCount, ms: Date.now() - started, workerMs },
     'category lists compiled',
@@ -138,7 +136,6 @@ export async function startPortcullis(
       const runtime = await startProxyRuntime({
         config,
         pool: db.pool,
-        databaseUrl: db.connectionString,
         schoolId,
         log,
         spoolDir: spoolRoot(config.dataDir),

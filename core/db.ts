@@ -18,6 +18,13 @@ export function createPool(connectionString: string, log?: Logger, max = 10): pg
   return pool;
 }
 
+/** The database `pool` connects to, for a worker thread that opens connections of its own. */
+export function connectionStringOf(pool: pg.Pool): string {
+  const { connectionString } = pool.options;
+  if (connectionString === undefined) throw new Error('the database pool has no connection string for a worker thread to connect with');
+  return connectionString;
+}
+
 /** Runs `work` in a transaction; rolls back on any error. */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

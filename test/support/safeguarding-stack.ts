@@ -70,7 +70,6 @@ export async function startSafeguardingStack(options: StackOptions = {}): Promis
   const runtime = await startProxyRuntime({
     config: testConfig({ adminPort, publicHost: '127.0.0.1', proxyAuth: 'required', alertRepeatedBlocks: options.repeatedBlocks ?? 3, alertRepeatedBlocksWindowMinutes: 1 }),
     pool: h.db.pool,
-    databaseUrl: h.db.url,
     schoolId: h.schoolId,
     log,
     spoolDir,
