@@ -15,7 +15,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
-import type { PolicySnapshot } from '../core/policy/compile.js';
+import type { Explainer } from '../core/policy/explain.js';
 import { installAuthentication } from './auth/authenticate.js';
 import { installCsrfProtection } from './auth/csrf.js';
 import { DEFAULT_LOGIN_RATE_LIMIT, type LoginRateLimit } from './auth/login-limit.js';
@@ -52,13 +52,14 @@ export interface AdminAppOptions {
   config: Config;
   pool: Pool;
   log: Logger;
-  policyStatus: () => PolicyStatus;
+  /** The policy the proxy has in service; undefined while no proxy has one (every worker restarting). */
+  policyStatus: () => PolicyStatus | undefined;
   /** Prometheus text exposition of the running process's counters. */
   metrics: () => Promise<string>;
   /** Sign-in attempts allowed per client address and per username; default 10 per 15 minutes. */
   loginRateLimit?: LoginRateLimit;
-  /** The running proxy's policy snapshot, for "why is this blocked?"; without it one is compiled from the database. */
-  policySnapshot?: () => PolicySnapshot;
+  /** Asks the running proxy "why is this blocked?"; without it the answer comes from a policy compiled from the database. */
+  explainOnProxy?: Explainer;
   /** Largest blocklist archive an admin may upload; default 200 MiB. */
   blocklistUploadLimitBytes?: number;
 }
@@ -98,7 +99,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyIn
     log: options.log,
     uploadLimitBytes: options.blocklistUploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES,
   });
-  await app.register(whyRoutes, { pool, policySnapshot: options.policySnapshot });
+  await app.register(whyRoutes, { pool, explainOnProxy: options.explainOnProxy });
   await app.register(reportRoutes, { pool });
   await app.register(historyRoutes, { pool });
   await app.register(investigationRoutes, { pool });

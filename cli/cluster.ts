@@ -4,12 +4,15 @@
 // proxy runtime (cli/proxy-runtime.ts) with its own policy snapshot, access-
 // log writer and spool folder, and all of them accept on PROXY_PORT.
 //
-// The primary tells workers to stop and asks them for their counters over the
-// cluster IPC channel. Workers ignore SIGINT/SIGTERM (a terminal's Ctrl-C
-// reaches the whole process group) and stop when the primary says so, or when
-// the primary has gone. A worker that dies is replaced after a pause; one that
-// fails before it is ready fails the start, so that a bad setting is reported
-// rather than retried for ever.
+// The primary tells workers to stop, and asks them for their counters and for
+// "why is this blocked?" answers, over the cluster IPC channel; workers report
+// their policy status there after each reload. So the primary holds no copy
+// of the compiled lists (with millions of domains, a large one). Workers
+// ignore SIGINT/SIGTERM (a terminal's Ctrl-C reaches the whole process group)
+// and stop when the primary says so, or when the primary has gone. A worker
+// that dies is replaced after a pause; one that fails before it is ready
+// fails the start, so that a bad setting is reported rather than retried for
+// ever.
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { workerSpoolDir } from '../access-log/spool-folders.js';
@@ -17,25 +20,39 @@ import type { Config } from '../core/config.js';
 import { createPool, type Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricSample } from '../core/metrics.js';
+import { explain, type ExplainOutcome, type Explainer, type WhyQuestion } from '../core/policy/explain.js';
+import type { PolicyStatus } from '../core/policy/store.js';
 import type { CategoryLookup } from '../core/policy/types.js';
 import { startProxyRuntime, type ProxyRuntime } from './proxy-runtime.js';
 
-type ToWorker = { type: 'metrics'; id: number } | { type: 'shutdown' };
+/** What the primary asks a worker, and what each question is answered with. */
+type Question = { type: 'metrics' } | { type: 'explain'; question: WhyQuestion };
+interface Answers {
+  metrics: MetricSample[];
+  explain: ExplainOutcome;
+}
+type ToWorker = (Question & { id: number }) | { type: 'shutdown' };
 type FromWorker =
   | { type: 'ready'; address: AddressInfo }
-  | { type: 'metrics'; id: number; samples: MetricSample[] }
+  | { type: 'answer'; id: number; answer: Answers[keyof Answers] }
+  /** Sent before 'ready' and after every policy reload. */
+  | { type: 'policy'; status: PolicyStatus }
   | { type: 'alert-raised' };
 
 const WORKER_INDEX = 'PORTCULLIS_WORKER_INDEX';
 const WORKER_DATABASE_URL = 'PORTCULLIS_WORKER_DATABASE_URL';
 const RESPAWN_DELAY_MS = 1_000;
-const METRICS_TIMEOUT_MS = 2_000;
+const ANSWER_TIMEOUT_MS = 2_000;
 const STOP_TIMEOUT_MS = 15_000;
 
 export interface ProxyWorkers {
   address: AddressInfo;
   /** Every worker's counters, each labelled with its worker. */
   metrics(): Promise<MetricSample[]>;
+  /** "Why is this blocked?" answered by a worker on the policy it has in service; rejects when none answers. */
+  explain: Explainer;
+  /** The oldest policy in service among the workers; undefined while none has one. */
+  policyStatus(): PolicyStatus | undefined;
   stop(): Promise<void>;
 }
 
@@ -61,8 +78,9 @@ function labelled(samples: MetricSample[], index: number): MetricSample[] {
 export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWorkers> {
   const { count, log } = options;
   const workers = new Map<number, Worker>();
-  const pendingMetrics = new Map<number, (samples: MetricSample[]) => void>();
-  let nextMetricsId = 1;
+  const pendingAnswers = new Map<number, (answer: Answers[keyof Answers]) => void>();
+  const policies = new Map<number, PolicyStatus>();
+  let nextQuestionId = 1;
   let stopping = false;
 
   return new Promise((resolveStarted, rejectStarted) => {
@@ -81,11 +99,14 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
             log.info({ worker: index, pid: worker.process.pid }, 'proxy worker ready');
             if (!started && ready.size === count) {
               started = true;
-              resolveStarted({ address, metrics, stop });
+              resolveStarted({ address, metrics, explain, policyStatus, stop });
             }
             break;
-          case 'metrics':
-            pendingMetrics.get(message.id)?.(message.samples);
+          case 'answer':
+            pendingAnswers.get(message.id)?.(message.answer);
+            break;
+          case 'policy':
+            policies.set(index, message.status);
             break;
           case 'alert-raised':
             options.onAlertRaised();
@@ -95,6 +116,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
       worker.on('exit', (code, signal) => {
         if (workers.get(index) === worker) workers.delete(index);
         ready.delete(index);
+        policies.delete(index);
         if (stopping) return;
         if (!started) {
           stopping = true;
@@ -109,24 +131,42 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
       });
     };
 
+    /** One worker's answer; undefined if it does not answer in time (restarting, or stuck). */
+    function ask<K extends keyof Answers>(worker: Worker, question: Question & { type: K }): Promise<Answers[K] | undefined> {
+      return new Promise((resolve) => {
+        const id = nextQuestionId++;
+        const timer = setTimeout(() => {
+          pendingAnswers.delete(id);
+          resolve(undefined);
+        }, ANSWER_TIMEOUT_MS);
+        pendingAnswers.set(id, (answer) => {
+          clearTimeout(timer);
+          pendingAnswers.delete(id);
+          resolve(answer as Answers[K]);
+        });
+        tell(worker, { ...question, id });
+      });
+    }
+
     async function metrics(): Promise<MetricSample[]> {
-      const answers = [...workers.entries()].filter(([, worker]) => worker.isConnected()).map(
-        ([index, worker]) =>
-          new Promise<MetricSample[]>((resolve) => {
-            const id = nextMetricsId++;
-            const timer = setTimeout(() => {
-              pendingMetrics.delete(id);
-              resolve([]); // a worker that does not answer (restarting) is left out rather than hang the scrape
-            }, METRICS_TIMEOUT_MS);
-            pendingMetrics.set(id, (samples) => {
-              clearTimeout(timer);
-              pendingMetrics.delete(id);
-              resolve(labelled(samples, index));
-            });
-            tell(worker, { type: 'metrics', id });
-          }),
-      );
+      const answers = [...workers.entries()]
+        .filter(([, worker]) => worker.isConnected())
+        // A worker that does not answer is left out rather than hang the scrape.
+        .map(async ([index, worker]) => labelled((await ask(worker, { type: 'metrics' })) ?? [], index));
       return (await Promise.all(answers)).flat();
+    }
+
+    async function explain(question: WhyQuestion): Promise<ExplainOutcome> {
+      const worker = [...ready].map((index) => workers.get(index)).find((candidate) => candidate?.isConnected());
+      const outcome = worker && (await ask(worker, { type: 'explain', question }));
+      if (outcome === undefined) throw new Error(`no proxy worker answered within ${ANSWER_TIMEOUT_MS / 1000} s`);
+      return outcome;
+    }
+
+    function policyStatus(): PolicyStatus | undefined {
+      let oldest: PolicyStatus | undefined;
+      for (const status of policies.values()) if (oldest === undefined || status.loadedAt < oldest.loadedAt) oldest = status;
+      return oldest;
     }
 
     async function stop(): Promise<void> {
@@ -194,14 +234,24 @@ export async function runProxyWorker(context: ProxyWorkerContext): Promise<numbe
     return 1;
   }
   const running = runtime;
+  const sendPolicyStatus = () => send({ type: 'policy', status: running.policy.status() });
+  sendPolicyStatus();
+  running.policy.onReload(sendPolicyStatus);
   send({ type: 'ready', address: running.address });
 
   await new Promise<void>((resolve) => {
     process.on('message', (message: ToWorker) => {
-      if (message.type === 'metrics') {
-        void running.accessLog.metrics().then((samples) => send({ type: 'metrics', id: message.id, samples }));
+      switch (message.type) {
+        case 'metrics':
+          void running.accessLog.metrics().then((samples) => send({ type: 'answer', id: message.id, answer: samples }));
+          break;
+        case 'explain':
+          send({ type: 'answer', id: message.id, answer: explain(running.policy.current, message.question) });
+          break;
+        case 'shutdown':
+          resolve();
+          break;
       }
-      if (message.type === 'shutdown') resolve();
     });
     // The primary has gone (killed, crashed): stop cleanly rather than serve unsupervised.
     process.once('disconnect', () => resolve());

@@ -19,7 +19,8 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { renderPrometheus, type MetricSample } from '../core/metrics.js';
 import { defaultListsFile } from '../core/paths.js';
 import type { CategoryLookup } from '../core/policy/types.js';
-import { PolicyStore } from '../core/policy/store.js';
+import { explainerOn, type Explainer } from '../core/policy/explain.js';
+import type { PolicyStatus, PolicyStore } from '../core/policy/store.js';
 import { formatAuthority } from '../proxy/request-target.js';
 import { EmailDelivery } from '../safeguarding/email-delivery.js';
 import { WebhookDelivery } from '../safeguarding/webhook-delivery.js';
@@ -58,12 +59,12 @@ async function importDefaultListsOnce(pool: Pool, log: Logger): Promise<void> {
 /** Everything in this process (tests, and PROXY_WORKERS=1). */
 export function startPortcullis(config: Config, log: Logger): Promise<RunningPortcullis>;
 /** The proxy in config.proxyWorkers cluster workers: only for the real command, never inside a test runner. */
-export function startPortcullis(config: Config, log: Logger, options: { cluster: true }): Promise<Omit<RunningPortcullis, 'accessLog'>>;
+export function startPortcullis(config: Config, log: Logger, options: { cluster: true }): Promise<Omit<RunningPortcullis, 'accessLog' | 'policy'>>;
 export async function startPortcullis(
   config: Config,
   log: Logger,
   options: { cluster?: boolean } = {},
-): Promise<RunningPortcullis | Omit<RunningPortcullis, 'accessLog'>> {
+): Promise<RunningPortcullis | Omit<RunningPortcullis, 'accessLog' | 'policy'>> {
   const db = await openDatabase(config, log);
   const closers: Array<() => Promise<void>> = [() => db.close()];
   const stopAll = async () => {
@@ -121,17 +122,17 @@ export async function startPortcullis(
     const delivery = { webhook: webhook !== undefined, email: email !== undefined };
     await gatherStraySpools(config.dataDir, options.cluster ? config.proxyWorkers : 1);
     let proxyAddress: AddressInfo;
-    let policy: PolicyStore;
+    let inProcess: Pick<RunningPortcullis, 'policy' | 'accessLog'> | undefined;
+    let policyStatus: () => PolicyStatus | undefined;
+    let explainOnProxy: Explainer;
     let metrics: () => Promise<MetricSample[]>;
-    let accessLog: AccessLogThread | undefined;
     if (options.cluster) {
       const workers = await startProxyWorkers({ count: config.proxyWorkers, databaseUrl: db.connectionString, log, onAlertRaised });
       closers.push(() => workers.stop());
       proxyAddress = workers.address;
       metrics = () => workers.metrics();
-      // The admin API's "why is this blocked?" and status read a snapshot of their own.
-      policy = await PolicyStore.start({ pool: db.pool, schoolId, log, buildLists: () => buildLists(db.pool, log) });
-      closers.push(() => policy.close());
+      policyStatus = () => workers.policyStatus();
+      explainOnProxy = workers.explain;
     } else {
       const runtime = await startProxyRuntime({
         config,
@@ -145,8 +146,9 @@ export async function startPortcullis(
       });
       closers.push(() => runtime.stop());
       proxyAddress = runtime.address;
-      policy = runtime.policy;
-      accessLog = runtime.accessLog;
+      inProcess = { policy: runtime.policy, accessLog: runtime.accessLog };
+      policyStatus = () => runtime.policy.status();
+      explainOnProxy = explainerOn(() => runtime.policy.current);
       metrics = () => runtime.accessLog.metrics();
     }
 
@@ -154,8 +156,8 @@ export async function startPortcullis(
       config,
       pool: db.pool,
       log,
-      policyStatus: () => policy.status(),
-      policySnapshot: () => policy.current,
+      policyStatus,
+      explainOnProxy,
       metrics: async () => renderPrometheus(await metrics()),
     });
     await app.listen({ host: config.adminHost, port: config.adminPort });
@@ -166,7 +168,7 @@ export async function startPortcullis(
       { proxy: `${proxyAddress.address}:${proxyAddress.port}`, admin: `${adminAddress.address}:${adminAddress.port}` },
       'Portcullis is running',
     );
-    return { proxyAddress, adminAddress, pool: db.pool, policy, ...(accessLog && { accessLog }), stop: stopAll };
+    return { proxyAddress, adminAddress, pool: db.pool, ...inProcess, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -1,18 +1,18 @@
 // "Why is this blocked?": the decision the proxy makes for a URL, a person or
-// group, and a time, computed by the proxy's own decide() on a policy
-// snapshot (policy-snapshot.ts), with every category the URL falls in and the
-// sentence of the rule that decided. Any admin role may ask about anyone;
+// group, and a time, computed by the proxy's own decide() on the snapshot the
+// proxy has in service (asked over the cluster channel when the proxy runs in
+// workers), or on one compiled from the database (compiled-policy.ts), with
+// every category the URL falls in and the sentence of the rule that decided. Any admin role may ask about anyone;
 // everyone else may ask about themselves only.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { normaliseHost, splitHostPort } from '../../blocklists/host.js';
 import type { Pool } from '../../core/db.js';
-import type { PolicySnapshot } from '../../core/policy/compile.js';
-import { decide } from '../../core/policy/decide.js';
-import type { Identity, RequestTarget } from '../../core/policy/types.js';
+import { explain, type ExplainOutcome, type Explainer, type WhyQuestion, type WhyWho } from '../../core/policy/explain.js';
+import type { RequestTarget } from '../../core/policy/types.js';
 import type { Role } from '../../core/users.js';
 import { principalOf, type Principal } from '../auth/principal.js';
-import { PolicySnapshotSource } from '../policy-snapshot.js';
+import { CompiledPolicySource } from '../compiled-policy.js';
 import { badRequest, Problem } from '../problem.js';
 import { Text } from '../schemas.js';
 
@@ -75,13 +75,8 @@ function requestTargetOf(text: string): RequestTarget {
   return path === undefined ? { host, port: split.port } : { host, port: split.port, path };
 }
 
-function groupOf(snapshot: PolicySnapshot, key: string, field: string) {
-  const group = snapshot.groupByKey.get(key);
-  if (!group) throw badRequest(`there is no group "${key}"`, [{ name: field, reason: 'no such group' }]);
-  return group;
-}
-
-async function identityOf(pool: Pool, snapshot: PolicySnapshot, principal: Principal, body: { user?: string; group?: string }): Promise<Identity> {
+/** Whom the question is about: a 403 for a non-admin asking about someone else, a 400 for no such user. */
+async function whoOf(pool: Pool, principal: Principal, body: { user?: string; group?: string }): Promise<WhyWho> {
   const isAdmin = principal.roles.some((role) => ADMIN_ROLES.includes(role));
   const user = body.user?.trim().toLowerCase();
   if (user !== undefined && body.group !== undefined) {
@@ -90,26 +85,35 @@ async function identityOf(pool: Pool, snapshot: PolicySnapshot, principal: Princ
   if (!isAdmin && (body.group !== undefined || (user !== undefined && user !== principal.username))) {
     throw new Problem(403, 'forbidden', 'you may ask about your own access only');
   }
-  if (user === undefined && body.group !== undefined) {
-    const group = groupOf(snapshot, body.group, 'body/group');
-    return { userId: null, username: null, groupId: group.id, groupKey: group.key, source: 'ip-group' };
-  }
-  if (user === undefined && isAdmin) {
-    const group = snapshot.defaultGroup;
-    return { userId: null, username: null, groupId: group.id, groupKey: group.key, source: 'default' };
-  }
+  if (user === undefined && body.group !== undefined) return { kind: 'group', key: body.group };
+  if (user === undefined && isAdmin) return { kind: 'default' };
   const username = user ?? principal.username;
   const { rows } = await pool.query<{ id: number; group_key: string }>(
     'SELECT u.id, g.key AS group_key FROM users u JOIN groups g ON g.id = u.group_id WHERE u.school_id = $1 AND u.username = $2',
     [principal.schoolId, username],
   );
   if (!rows[0]) throw badRequest(`there is no user "${username}"`, [{ name: 'body/user', reason: 'no such user' }]);
-  const group = groupOf(snapshot, rows[0].group_key, 'body/user');
-  return { userId: rows[0].id, username, groupId: group.id, groupKey: group.key, source: 'proxy-auth' };
+  return { kind: 'user', userId: rows[0].id, username, groupKey: rows[0].group_key };
 }
 
-export const whyRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; policySnapshot?: () => PolicySnapshot }> = async (app, { pool, policySnapshot }) => {
-  const snapshots = new PolicySnapshotSource(pool, policySnapshot);
+export const whyRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; explainOnProxy?: Explainer }> = async (app, { pool, explainOnProxy }) => {
+  const compiled = new CompiledPolicySource(pool);
+
+  /** The running proxy's answer where it serves this school; otherwise one from a policy compiled here. */
+  async function answer(question: WhyQuestion): Promise<{ outcome: Exclude<ExplainOutcome, { kind: 'other-school' }>; policy: 'running' | 'compiled' }> {
+    if (explainOnProxy) {
+      let outcome: ExplainOutcome;
+      try {
+        outcome = await explainOnProxy(question);
+      } catch (err) {
+        throw new Problem(503, 'proxy-unavailable', `the proxy could not answer just now (${(err as Error).message}); ask again in a moment`);
+      }
+      if (outcome.kind !== 'other-school') return { outcome, policy: 'running' };
+    }
+    const outcome = explain(await compiled.forSchool(question.schoolId), question);
+    if (outcome.kind === 'other-school') throw new Error(`the policy compiled for school #${question.schoolId} is another school's`);
+    return { outcome, policy: 'compiled' };
+  }
 
   app.post(
     '/api/why',
@@ -128,24 +132,13 @@ export const whyRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; policySnapshot?:
       const body = request.body;
       const target = requestTargetOf(body.url);
       const at = body.at === undefined ? new Date() : new Date(body.at);
-      const { snapshot, source } = await snapshots.forSchool(principal.schoolId);
-      const identity = await identityOf(pool, snapshot, principal, body);
-      const decision = decide(snapshot, identity, target, at);
-      const named = (key: string) => ({ key, name: snapshot.categoryByKey.get(key)?.name ?? key });
-      return {
-        host: target.host,
-        path: target.path ?? null,
-        user: identity.username,
-        group: identity.groupKey,
-        at: at.toISOString(),
-        action: decision.action,
-        categories: decision.categories.map(named),
-        category: decision.category === null ? null : named(decision.category),
-        rule: decision.rule,
-        ruleKind: decision.ruleKind,
-        ruleId: decision.ruleId,
-        policy: source,
-      };
+      const who = await whoOf(pool, principal, body);
+      const { outcome, policy } = await answer({ schoolId: principal.schoolId, target, at: at.toISOString(), who });
+      if (outcome.kind === 'unknown-group') {
+        const field = who.kind === 'group' ? 'body/group' : 'body/user';
+        throw badRequest(`there is no group "${outcome.key}"`, [{ name: field, reason: 'no such group' }]);
+      }
+      return { ...outcome.explanation, policy };
     },
   );
 };

@@ -18,6 +18,7 @@ import { MatcherBuilder } from '../../blocklists/matcher.js';
 import { loadConfig } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { decide } from '../../core/policy/decide.js';
+import { explainerOn } from '../../core/policy/explain.js';
 import { PolicyStore } from '../../core/policy/store.js';
 import type { Role } from '../../core/users.js';
 import { startAdminHarness, type AdminHarness, type SignedIn } from '../support/admin-app.js';
@@ -62,7 +63,7 @@ beforeAll(async () => {
     log: createLogger('silent'),
     policyStatus: () => store.status(),
     metrics: async () => '',
-    policySnapshot: () => store.current,
+    explainOnProxy: explainerOn(() => store.current),
     blocklistUploadLimitBytes: UPLOAD_LIMIT,
   });
   await filterApp.ready();
@@ -550,6 +551,34 @@ describe('why is this blocked?', () => {
     const url = await why(admin, { url: 'top-lasvegas.com/en/slots', group: 'staff' });
     expect(url.json()).toMatchObject({ action: 'block', category: { key: 'gambling' } });
     expect((await why(admin, { url: 'top-lasvegas.com', group: 'staff' })).json()).toMatchObject({ action: 'allow', ruleKind: 'default' });
+  });
+
+  it('says 503, and why, when the proxy cannot answer (every worker restarting); health says degraded with no policy in service', async () => {
+    const restarting = await buildAdminApp({
+      config: { ...loadConfig({}), dataDir },
+      pool: h.db.pool,
+      log: createLogger('silent'),
+      policyStatus: () => undefined,
+      metrics: async () => '',
+      explainOnProxy: async () => {
+        throw new Error('no proxy worker answered within 2 s');
+      },
+    });
+    try {
+      const res = await restarting.inject({
+        method: 'POST',
+        url: '/api/why',
+        payload: { url: GAMBLING_DOMAIN, group: 'staff' },
+        headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrfToken },
+      });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().detail).toBe('the proxy could not answer just now (no proxy worker answered within 2 s); ask again in a moment');
+      const health = await restarting.inject({ method: 'GET', url: '/healthz' });
+      expect(health.statusCode).toBe(503);
+      expect(health.json()).toEqual({ status: 'degraded', database: 'ok' });
+    } finally {
+      await restarting.close();
+    }
   });
 
   it("takes a user's group, a time for block_during rules, and the running proxy's snapshot when given one", async () => {

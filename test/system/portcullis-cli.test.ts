@@ -314,22 +314,46 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     expect(wrong.status).not.toBe(200);
   });
 
-  it('serves the proxy from two worker processes, each reporting its counters on /metrics', async () => {
-    const workers = childPids(portcullis!.process.pid!);
-    expect(workers).toHaveLength(2);
+  /** Signs in as the first admin: the session cookie and its CSRF token. */
+  async function signInAsAdmin(): Promise<{ cookie: string; csrfToken: string }> {
     const login = await fetch(`http://127.0.0.1:${ports.admin}/api/login`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ username: 'admin', password: 'cli-test-admin-password' }),
     });
     expect(login.status).toBe(200);
-    const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const { csrfToken } = (await login.json()) as { csrfToken: string };
+    return { cookie: login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '), csrfToken };
+  }
+
+  it('serves the proxy from two worker processes, each reporting its counters on /metrics', async () => {
+    const workers = childPids(portcullis!.process.pid!);
+    expect(workers).toHaveLength(2);
+    const { cookie } = await signInAsAdmin();
     const metrics = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`, { headers: { Cookie: cookie } })).text();
     const written = [...metrics.matchAll(/^portcullis_access_events_written_total\{worker="(\d)"\} (\d+)$/gm)];
     expect(written.map((m) => m[1]).sort()).toEqual(['0', '1']);
     const { rows } = await db!.query<{ n: string }>('SELECT count(*) AS n FROM access_log');
     // Every row so far was written by one worker or the other.
     expect(written.reduce((sum, m) => sum + Number(m[2]), 0)).toBe(Number(rows[0].n));
+  });
+
+  it("answers \"why is this blocked?\" from a worker's running policy; only the workers compile the lists", async () => {
+    const { cookie, csrfToken } = await signInAsAdmin();
+    const res = await fetch(`http://127.0.0.1:${ports.admin}/api/why`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Cookie: cookie, 'X-CSRF-Token': csrfToken },
+      body: JSON.stringify({ url: `http://${GAMBLING_HOST}/poker`, group: 'staff' }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ host: GAMBLING_HOST, group: 'staff', action: 'block', category: { key: 'gambling' }, policy: 'running' });
+    // The primary keeps no copy of the lists: each "lists compiled" line is a worker's.
+    const compiled = portcullis!
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('category lists compiled'))
+      .map((line) => (JSON.parse(line) as { worker?: number }).worker);
+    expect(compiled.sort()).toEqual([0, 1]);
   });
 
   it('on SIGTERM exits 0 within a few seconds and leaves no Postgres running, however often it is signalled', async () => {

@@ -1,6 +1,6 @@
-// A policy snapshot for questions about decisions ("why is this blocked?"):
-// the running proxy's own snapshot when this process has one for the school,
-// otherwise one compiled here from the database with the proxies' compiler.
+// A policy snapshot compiled here from the database with the proxies'
+// compiler, for "why is this blocked?" when no running proxy serves the
+// school asked about (an admin API without a proxy in its process tree).
 // The compiled category lists (millions of entries) are built once and
 // reused for LISTS_MAX_AGE_MS; the rest of the policy is read afresh each
 // time, so rule and override changes show at once and list changes within
@@ -14,26 +14,15 @@ import type { CategoryLookup } from '../core/policy/types.js';
 
 const LISTS_MAX_AGE_MS = 60_000;
 
-export interface SnapshotAnswer {
-  snapshot: PolicySnapshot;
-  /** running: the proxy's snapshot in service; compiled: built here from the database. */
-  source: 'running' | 'compiled';
-}
-
-export class PolicySnapshotSource {
+export class CompiledPolicySource {
   private lists: { lookup: CategoryLookup; builtAt: number } | undefined;
   private building: Promise<CategoryLookup> | undefined;
 
-  constructor(
-    private readonly pool: Pool,
-    private readonly running?: () => PolicySnapshot,
-  ) {}
+  constructor(private readonly pool: Pool) {}
 
-  async forSchool(schoolId: number): Promise<SnapshotAnswer> {
-    const running = this.running?.();
-    if (running && running.schoolId === schoolId) return { snapshot: running, source: 'running' };
+  async forSchool(schoolId: number): Promise<PolicySnapshot> {
     const lists = await this.currentLists();
-    return { snapshot: compilePolicy(await loadPolicyInput(this.pool, schoolId), lists), source: 'compiled' };
+    return compilePolicy(await loadPolicyInput(this.pool, schoolId), lists);
   }
 
   private async currentLists(): Promise<CategoryLookup> {
