@@ -338,23 +338,55 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     expect(written.reduce((sum, m) => sum + Number(m[2]), 0)).toBe(Number(rows[0].n));
   });
 
-  it("answers \"why is this blocked?\" from a worker's running policy; only the workers compile the lists", async () => {
+  /** POST /api/why as the first admin. */
+  async function askWhy(body: object): Promise<Response> {
     const { cookie, csrfToken } = await signInAsAdmin();
-    const res = await fetch(`http://127.0.0.1:${ports.admin}/api/why`, {
+    return fetch(`http://127.0.0.1:${ports.admin}/api/why`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Cookie: cookie, 'X-CSRF-Token': csrfToken },
-      body: JSON.stringify({ url: `http://${GAMBLING_HOST}/poker`, group: 'staff' }),
+      body: JSON.stringify(body),
     });
+  }
+
+  /** The log lines (JSON) whose message is `msg`. */
+  function logLines(msg: string): Array<{ worker?: number }> {
+    return portcullis!
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{') && line.includes(msg))
+      .map((line) => JSON.parse(line) as { msg: string; worker?: number })
+      .filter((line) => line.msg === msg);
+  }
+
+  it("answers \"why is this blocked?\" from a worker's running policy; only the workers compile the lists", async () => {
+    const res = await askWhy({ url: `http://${GAMBLING_HOST}/poker`, group: 'staff' });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ host: GAMBLING_HOST, group: 'staff', action: 'block', category: { key: 'gambling' }, policy: 'running' });
     // The primary keeps no copy of the lists: each "lists compiled" line is a worker's.
-    const compiled = portcullis!
-      .output()
-      .split('\n')
-      .filter((line) => line.includes('category lists compiled'))
-      .map((line) => (JSON.parse(line) as { worker?: number }).worker);
-    expect(compiled.sort()).toEqual([0, 1]);
+    expect(logLines('category lists compiled').map((line) => line.worker).sort()).toEqual([0, 1]);
   });
+
+  it('replaces a worker killed outright; meanwhile the other serves, answers "why", and /healthz stays ok', async () => {
+    const primary = portcullis!.process.pid!;
+    const [victim] = childPids(primary);
+    process.kill(victim, 'SIGKILL');
+    await waitUntil(() => logLines('proxy worker died; starting a replacement').length === 1, 10_000, 'the primary to see the worker die', 20);
+
+    const res = await requestViaProxy(ports.proxy, `http://${ALLOWED_HOST}/while-one-worker-is-down`);
+    expect(res.status).toBe(200);
+    const why = await askWhy({ url: GAMBLING_HOST, group: 'staff' });
+    expect(why.status).toBe(200);
+    expect(await why.json()).toMatchObject({ action: 'block', policy: 'running' });
+    const health = await fetch(`http://127.0.0.1:${ports.admin}/healthz`);
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { policy: { domains: number } }).policy.domains).toBeGreaterThan(100_000);
+
+    // The replacement compiles the lists and joins: two workers again, the dead one gone.
+    await waitUntil(() => logLines('proxy worker ready').length === 3, 60_000, 'the replacement worker to be ready', 100);
+    const workers = childPids(primary);
+    expect(workers).toHaveLength(2);
+    expect(workers).not.toContain(victim);
+  }, 70_000);
 
   it('on SIGTERM exits 0 within a few seconds and leaves no Postgres running, however often it is signalled', async () => {
     await db!.end();
