@@ -1,6 +1,6 @@
 // Portcullis against the peers measured in the same run, as ratios, each
 // beside the aim issue 7 sets for it.
-import type { PeerResult } from './measure.js';
+import { medianLightRun, type PeerResult } from './measure.js';
 
 const isPortcullis = (r: PeerResult): boolean => r.name.startsWith('Portcullis');
 const isLimit = (r: PeerResult): boolean => r.name.startsWith('origin direct');
@@ -18,7 +18,7 @@ const ratio = (a: number, b: number | undefined): string => (b === undefined || 
 
 /** The most the proxy held after the request loads (allowed, one connection, blocked): lists, connections and what the load left behind. */
 function highestRss(r: PeerResult): number {
-  return Math.max(r.idleUsage.rssBytes, r.allowed.usage.rssBytes, r.light.usage.rssBytes, r.blocked?.usage.rssBytes ?? 0);
+  return Math.max(r.idleUsage.rssBytes, r.allowed.usage.rssBytes, ...r.lightRuns.map((run) => run.usage.rssBytes), r.blocked?.usage.rssBytes ?? 0);
 }
 
 const mebibytes = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
@@ -28,13 +28,14 @@ const AIM_MIB = Math.floor(400e6 / 2 ** 20);
 const holdsFullLists = (r: PeerResult): boolean => / domains$/.test(r.name);
 
 /**
- * What the proxy adds to the one-connection p99. An origin slower on its own
- * than through the proxy was disturbed while measured: no figure is made of that.
+ * What the proxy adds to the one-connection p99, median run against median
+ * run. An origin slower on its own than through the proxy was disturbed
+ * while measured: no figure is made of that.
  */
 function addedP99Cell(r: PeerResult, limit: PeerResult | undefined): string {
   if (!limit) return '–';
-  const through = r.light.latencyP99Ms;
-  const direct = limit.light.latencyP99Ms;
+  const through = medianLightRun(r).latencyP99Ms;
+  const direct = medianLightRun(limit).latencyP99Ms;
   if (direct > through) return `– (the origin alone had the higher p99, ${direct.toFixed(2)} against ${through.toFixed(2)} ms: disturbed, measure again)`;
   return `${(through - direct).toFixed(2)} ms (aim < 2 ms)`;
 }

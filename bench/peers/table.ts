@@ -1,6 +1,6 @@
 // The peers' figures as Markdown tables: one row per peer, then how each
 // was set up.
-import type { MeasureSettings, PeerResult } from './measure.js';
+import { LIGHT_RUNS, medianLightRun, type MeasureSettings, type PeerResult } from './measure.js';
 
 const whole = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '–' : Math.round(value).toLocaleString('en-GB'));
 const ms = (value: number): string => (value < 10 ? value.toFixed(2) : value.toFixed(1));
@@ -33,6 +33,7 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
   const lines = [row(header), row(header.map((_, i) => (i === 0 || i === 5 ? '---' : '---:')))];
   for (const r of results) {
     const idle = r.idle;
+    const light = medianLightRun(r);
     lines.push(
       row([
         r.name,
@@ -41,8 +42,8 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
         r.allowed.cpuSeconds.toFixed(1),
         whole(r.blocked?.requestsPerSecond),
         r.blocked?.blockAnswer ?? '–',
-        whole(r.light.requestsPerSecond),
-        `${ms(r.light.latencyP50Ms)} / ${ms(r.light.latencyP99Ms)}`,
+        whole(light.requestsPerSecond),
+        `${ms(light.latencyP50Ms)} / ${ms(light.latencyP99Ms)}`,
         r.tunnels ? `${whole(r.tunnels.tunnelsPerSecond)}${r.tunnels.failures ? ` (${r.tunnels.failures} failed)` : ''}` : '–',
         `${mib(r.idleUsage.rssBytes)} / ${mib(r.idleUsage.pssBytes)}`,
         idle ? `${perConnection(idle.rssBytesPerConnection)} / ${perConnection(idle.pssBytesPerConnection)}${idle.closedByProxy ? ` (${idle.closedByProxy} closed by the proxy)` : ''}${idle.failures ? ` (${idle.failures} failed)` : ''}` : '–',
@@ -52,7 +53,9 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
   }
   const setups = results.map((r) => `- ${r.name} (${r.version}${r.startedIn ? `, started and ready in ${r.startedIn.toFixed(1)} s` : ''}): ${r.settings.join('; ')}`);
   const how =
-    `wrk ${settings.threads} threads, keep-alive, ${settings.seconds} s per case (one-connection case ${settings.lightSeconds} s); ` +
+    `wrk ${settings.threads} threads, keep-alive, ${settings.seconds} s per case; ` +
+    `the one-connection case ${LIGHT_RUNS} runs of ${settings.lightSeconds} s, the run with the median p99 shown (p99 of each run, ms: ` +
+    `${results.map((r) => `${r.name} ${r.lightRuns.map((run) => ms(run.latencyP99Ms)).join(', ')}`).join('; ')}); ` +
     `${settings.tunnels} CONNECT tunnels each carrying one request; every case checked against the origin's count.`;
   const noise = results.some((r) => r.idle && (r.idle.rssBytesPerConnection < 0 || r.idle.pssBytesPerConnection < 0))
     ? [`"${GC_NOISE}": the proxy's memory fell while the idle clients connected (a garbage collection freed more than they took), so no figure per connection could be read.`, '']
