@@ -62,6 +62,22 @@ function describeWho(event: AccessEvent): string {
   return event.identity.username ?? `an unidentified person at ${event.clientIp} (${event.identity.groupKey})`;
 }
 
+type Trigger = Pick<AlertCandidate, 'kind' | 'dedupeKey' | 'summary'> & Partial<Pick<AlertCandidate, 'accessLogIds'>>;
+
+/** The alert for a trigger, with the event's who, where and when; made only once something fired (most events fire nothing). */
+function alertFor(event: AccessEvent, trigger: Trigger): AlertCandidate {
+  return {
+    time: event.time,
+    userId: event.identity.userId,
+    username: event.identity.username,
+    clientIp: event.clientIp,
+    host: event.host,
+    category: event.decision.category,
+    accessLogIds: [event.id],
+    ...trigger,
+  };
+}
+
 export class AlertDetector {
   private readonly fired = new LRUCache<string, number>({ max: MEMORY, ttl: SUPPRESS_MS });
   private readonly recentBlocks = new LRUCache<string, RecentBlock[]>({ max: MEMORY });
@@ -74,38 +90,28 @@ export class AlertDetector {
   inspect(event: AccessEvent): AlertCandidate[] {
     const found: AlertCandidate[] = [];
     const { decision } = event;
-    const who = whoOf(event);
-    const base = {
-      time: event.time,
-      userId: event.identity.userId,
-      username: event.identity.username,
-      clientIp: event.clientIp,
-      host: event.host,
-      category: decision.category,
-      accessLogIds: [event.id],
-    };
     if (decision.ruleKind === 'illegal') {
-      const key = `illegal:${who}:${event.host}`;
+      const key = `illegal:${whoOf(event)}:${event.host}`;
       if (this.firstTime(key, event)) {
-        found.push({ ...base, kind: 'illegal_content', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} requested ${event.host}, listed as illegal content (${decision.category ?? 'unknown category'})` });
+        found.push(alertFor(event, { kind: 'illegal_content', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} requested ${event.host}, listed as illegal content (${decision.category ?? 'unknown category'})` }));
       }
     }
     if (decision.action === 'monitor') {
-      const key = `monitor:${who}:${event.host}:${decision.category ?? ''}`;
+      const key = `monitor:${whoOf(event)}:${event.host}:${decision.category ?? ''}`;
       if (this.firstTime(key, event)) {
-        found.push({ ...base, kind: 'monitored_category', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} visited ${event.host}, in the monitored category ${decision.category ?? 'unknown'}` });
+        found.push(alertFor(event, { kind: 'monitored_category', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} visited ${event.host}, in the monitored category ${decision.category ?? 'unknown'}` }));
       }
     }
     // Only the school's own blocks count: a refusal by the proxy's safety checks is not a person's attempt.
     if (decision.action === 'block' && decision.ruleKind !== 'safety' && event.identity.userId !== null) {
-      const repeated = this.countBlock(who, event);
-      if (repeated) found.push({ ...base, ...repeated });
+      const repeated = this.countBlock(whoOf(event), event);
+      if (repeated) found.push(alertFor(event, repeated));
     }
     const searched = this.searchTermsIn(event);
     if (searched.length > 0) {
-      const key = `search:${who}:${searched.map((t) => t.id).join(',')}`;
+      const key = `search:${whoOf(event)}:${searched.map((t) => t.id).join(',')}`;
       const terms = searched.map((t) => `${THEME_LABELS[t.theme]} ("${t.term}")`).join(', ');
-      found.push({ ...base, kind: 'search_term', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} searched ${event.host} for ${searched.length > 1 ? 'safeguarding terms' : 'a safeguarding term'}: ${terms}` });
+      found.push(alertFor(event, { kind: 'search_term', dedupeKey: this.dbKey(key, event), summary: `${describeWho(event)} searched ${event.host} for ${searched.length > 1 ? 'safeguarding terms' : 'a safeguarding term'}: ${terms}` }));
     }
     return found;
   }
@@ -132,7 +138,7 @@ export class AlertDetector {
     return `${key}@${Math.floor(event.time.getTime() / SUPPRESS_MS)}`;
   }
 
-  private countBlock(who: string, event: AccessEvent): Pick<AlertCandidate, 'kind' | 'dedupeKey' | 'summary' | 'accessLogIds'> | undefined {
+  private countBlock(who: string, event: AccessEvent): Trigger | undefined {
     const now = event.time.getTime();
     const windowStart = now - this.thresholds.repeatedBlocksWindowMs;
     const recent = (this.recentBlocks.get(who) ?? []).filter((b) => b.time > windowStart);
