@@ -70,8 +70,8 @@ async function main(): Promise<void> {
   const began = new Date();
   const loadAtStart = os.loadavg();
 
-  // First, while the machine is quiet: the lookups are bound by memory latency, and run last (after
-  // twelve minutes of load and the peers' shutdown) they came out a quarter slower than on their own.
+  // First, on the machine as quiet as it is in the run, so that its figures owe nothing to what the
+  // loads leave behind (its lookups are bound by memory latency, and vary widely from run to run).
   console.error('category matcher: 5 M domains, compiled against a naive Map');
   const matcherReport = execFileSync(process.execPath, ['--expose-gc', path.join(packageRoot, 'dist-bench', 'bench', 'matcher.js')], {
     encoding: 'utf8',
