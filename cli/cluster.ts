@@ -99,7 +99,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
             log.info({ worker: index, pid: worker.process.pid }, 'proxy worker ready');
             if (!started && ready.size === count) {
               started = true;
-              resolveStarted({ address, metrics, explain, policyStatus, stop });
+              resolveStarted({ address, metrics, explain: explainOnWorker, policyStatus, stop });
             }
             break;
           case 'answer':
@@ -156,7 +156,7 @@ export function startProxyWorkers(options: ProxyWorkersOptions): Promise<ProxyWo
       return (await Promise.all(answers)).flat();
     }
 
-    async function explain(question: WhyQuestion): Promise<ExplainOutcome> {
+    async function explainOnWorker(question: WhyQuestion): Promise<ExplainOutcome> {
       const worker = [...ready].map((index) => workers.get(index)).find((candidate) => candidate?.isConnected());
       const outcome = worker && (await ask(worker, { type: 'explain', question }));
       if (outcome === undefined) throw new Error(`no proxy worker answered within ${ANSWER_TIMEOUT_MS / 1000} s`);
@@ -246,7 +246,12 @@ export async function runProxyWorker(context: ProxyWorkerContext): Promise<numbe
           void running.accessLog.metrics().then((samples) => send({ type: 'answer', id: message.id, answer: samples }));
           break;
         case 'explain':
-          send({ type: 'answer', id: message.id, answer: explain(running.policy.current, message.question) });
+          // An admin's question must not take a proxy process down: unanswered, it gets the primary's 503.
+          try {
+            send({ type: 'answer', id: message.id, answer: explain(running.policy.current, message.question) });
+          } catch (err) {
+            log.error({ err, question: message.question }, 'could not answer "why is this blocked?"');
+          }
           break;
         case 'shutdown':
           resolve();

@@ -2,8 +2,9 @@
 // group, and a time, computed by the proxy's own decide() on the snapshot the
 // proxy has in service (asked over the cluster channel when the proxy runs in
 // workers), or on one compiled from the database (compiled-policy.ts), with
-// every category the URL falls in and the sentence of the rule that decided. Any admin role may ask about anyone;
-// everyone else may ask about themselves only.
+// every category the URL falls in and the sentence of the rule that decided.
+// Any admin role may ask about anyone; everyone else may ask about themselves
+// only.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { normaliseHost, splitHostPort } from '../../blocklists/host.js';
