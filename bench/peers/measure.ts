@@ -49,7 +49,7 @@ const WARM_UP_SECONDS = 3;
 /**
  * One-connection runs per peer. The p99 at light load moves with whatever
  * else the machine does for a moment (one run of the origin alone gave
- * 9.22 ms against its usual 0.4–0.5), so the run with the median p99 is the
+ * 9.22 ms against its usual 0.1–0.5), so the run with the median p99 is the
  * one reported, for every peer and the origin alike.
  */
 export const LIGHT_RUNS = 3;
