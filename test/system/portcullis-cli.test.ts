@@ -8,7 +8,7 @@
 // UPSTREAM_PROXY points at a stand-in parent proxy that sends every request
 // to local origins: it stands in for the internet, which is never contacted.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,6 +75,30 @@ async function exitWithin(child: Child, ms: number): Promise<{ code: number | nu
 function childPids(pid: number): number[] {
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   return children.filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('portcullis.js'));
+}
+
+/** The socket inodes of the TCP sockets listening on `port` (/proc/net/tcp and tcp6: local address "…:PORT", state 0A). */
+function listeningSocketInodes(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((table) =>
+    readFileSync(table, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .filter((fields) => fields[1]?.endsWith(`:${hexPort}`) && fields[3] === '0A')
+      .map((fields) => fields[9]),
+  );
+}
+
+/** Whether process `pid` holds one of the sockets `inodes` among its open files. */
+function holdsSocket(pid: number, inodes: string[]): boolean {
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return inodes.includes(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
 }
 
 function isAlive(pid: number): boolean {
@@ -326,9 +350,13 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     return { cookie: login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '), csrfToken };
   }
 
-  it('serves the proxy from two worker processes, each reporting its counters on /metrics', async () => {
+  it('serves the proxy from two worker processes, each accepting connections itself and reporting its counters on /metrics', async () => {
     const workers = childPids(portcullis!.process.pid!);
     expect(workers).toHaveLength(2);
+    // SCHED_NONE: each worker holds the listening socket, rather than being handed connections by the primary.
+    const listening = listeningSocketInodes(ports.proxy);
+    expect(listening.length).toBeGreaterThan(0);
+    expect(workers.map((pid) => holdsSocket(pid, listening))).toEqual([true, true]);
     const { cookie } = await signInAsAdmin();
     const metrics = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`, { headers: { Cookie: cookie } })).text();
     const written = [...metrics.matchAll(/^portcullis_access_events_written_total\{worker="(\d)"\} (\d+)$/gm)];
