@@ -80,7 +80,8 @@ function labelled(samples: MetricSample[], index: number): MetricSample[] {
  * opens a connection, and a CONNECT, per HTTPS site, so setting them up is
  * the proxy's commonest work after forwarding. In the bench two workers set
  * up 1,452 and 1,554 CONNECT tunnels/s this way against 1,274 and 1,209
- * through the primary, and split 50 keep-alive connections' requests 56/44.
+ * through the primary; in an ad-hoc run they split 50 keep-alive
+ * connections' requests 56/44 (55/45 through the primary).
  * NODE_CLUSTER_SCHED_POLICY, where set, still decides.
  */
 function letWorkersAccept(): void {
