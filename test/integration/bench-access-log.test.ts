@@ -36,7 +36,9 @@ describe('the access-log benchmark', () => {
     checkThroughput(result);
     expect(result.written).toBeGreaterThan(1000);
     expect(result.rowsInTable).toBe(result.recorded);
-    expect(result.seconds).toBeGreaterThanOrEqual(1); // events were offered for the whole second asked for
+    // Events were offered for the whole second asked for; a figure in milliseconds would be far above the bound.
+    expect(result.seconds).toBeGreaterThanOrEqual(1);
+    expect(result.seconds).toBeLessThan(30);
   });
 
   it('refuses a run that lost or repeated events', () => {

@@ -20,6 +20,7 @@ import { ALLOCATOR_ENVIRONMENT } from '../../core/allocator-settings.js';
 import { freePort } from '../support/global-postgres.js';
 import { basicAuth, startInternetStandIn, waitUntil, type InternetStandIn } from '../support/internet-stand-in.js';
 import { connectViaProxy, httpsGetOverTunnel, requestViaProxy } from '../support/proxy-harness.js';
+import { signIn, type AdminSession } from '../support/whole-program.js';
 import { selfSignedCertificate } from '../support/tls-cert.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -338,17 +339,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     expect(wrong.status).not.toBe(200);
   });
 
-  /** Signs in as the first admin: the session cookie and its CSRF token. */
-  async function signInAsAdmin(): Promise<{ cookie: string; csrfToken: string }> {
-    const login = await fetch(`http://127.0.0.1:${ports.admin}/api/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: 'cli-test-admin-password' }),
-    });
-    expect(login.status).toBe(200);
-    const { csrfToken } = (await login.json()) as { csrfToken: string };
-    return { cookie: login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; '), csrfToken };
-  }
+  const signInAsAdmin = (): Promise<AdminSession> => signIn(`http://127.0.0.1:${ports.admin}`, 'admin', 'cli-test-admin-password');
 
   it('serves the proxy from two worker processes, each accepting connections itself and reporting its counters on /metrics', async () => {
     const workers = childPids(portcullis!.process.pid!);
@@ -357,8 +348,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     const listening = listeningSocketInodes(ports.proxy);
     expect(listening.length).toBeGreaterThan(0);
     expect(workers.map((pid) => holdsSocket(pid, listening))).toEqual([true, true]);
-    const { cookie } = await signInAsAdmin();
-    const metrics = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`, { headers: { Cookie: cookie } })).text();
+    const metrics = await (await (await signInAsAdmin()).request('GET', '/metrics')).text();
     const written = [...metrics.matchAll(/^portcullis_access_events_written_total\{worker="(\d)"\} (\d+)$/gm)];
     expect(written.map((m) => m[1]).sort()).toEqual(['0', '1']);
     const { rows } = await db!.query<{ n: string }>('SELECT count(*) AS n FROM access_log');
@@ -366,15 +356,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     expect(written.reduce((sum, m) => sum + Number(m[2]), 0)).toBe(Number(rows[0].n));
   });
 
-  /** POST /api/why as the first admin. */
-  async function askWhy(body: object): Promise<Response> {
-    const { cookie, csrfToken } = await signInAsAdmin();
-    return fetch(`http://127.0.0.1:${ports.admin}/api/why`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Cookie: cookie, 'X-CSRF-Token': csrfToken },
-      body: JSON.stringify(body),
-    });
-  }
+  const askWhy = async (body: object): Promise<Response> => (await signInAsAdmin()).request('POST', '/api/why', body);
 
   /** The log lines (JSON) whose message is `msg`. */
   function logLines(msg: string): Array<{ worker?: number }> {
