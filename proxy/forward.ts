@@ -1,16 +1,14 @@
 // Forwards plain HTTP requests (already identified, decided and guarded) to
 // the web server, or to the parent proxy. Hop-by-hop headers are dropped both
 // ways (RFC 9110 §7.6.1), the Host header comes from the request target and a
-// Via header is added.
-//
-// The outgoing leg uses undici's dispatcher rather than node:http's client
-// (or http-proxy on top of it): this is the proxy's hot path, and undici
-// costs markedly less CPU per request (docs/design-notes.md has the figures).
-// Its pools keep connections alive per destination address.
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+// Via header is added. The client side is proxy/client-connection.ts, the
+// server side proxy/origin-client.ts; this joins the two.
 import type { Logger } from '../core/logger.js';
+import type { ClientExchange, ResponseBody } from './client-connection.js';
+import { httpDate } from './client-connection.js';
+import type { BodyFraming } from './http1/framing.js';
+import { fieldTokens, fieldValues, type HeaderFields, type RequestHead } from './http1/head.js';
+import { createOriginClient } from './origin-client.js';
 import { errorPage, sendHtml } from './pages.js';
 import { formatAuthority, type HttpTarget } from './request-target.js';
 import { parentEndpoint, parentProxyAuthorization } from './upstream.js';
@@ -32,156 +30,148 @@ export interface ForwardOutcome {
 
 export interface Forwarder {
   /** Resolves when the exchange is over (finished, failed or abandoned); never rejects. */
-  forward(req: IncomingMessage, res: ServerResponse, target: HttpTarget, route: ForwardRoute): Promise<ForwardOutcome>;
+  forward(exchange: ClientExchange, target: HttpTarget, route: ForwardRoute): Promise<ForwardOutcome>;
   close(): Promise<void>;
 }
 
-type Headers = Record<string, string | string[]>;
-
 const VIA_PSEUDONYM = 'portcullis';
-// The body is re-framed on each side (undici chunks a request body of unknown length,
-// Node frames the response), so framing headers stop here as well as hop-by-hop ones.
-const HOP_BY_HOP = new Set(['connection', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-// Credentials for this proxy are ours and Node has already answered "Expect: 100-continue";
-// a parent's challenge is not the client's to answer.
-const REQUEST_ONLY_FOR_US = new Set(['proxy-authorization', 'expect']);
-const RESPONSE_ONLY_FOR_US = new Set(['proxy-authenticate', 'proxy-authentication-info']);
+// The body is re-framed on each side, so framing headers stop here as well as hop-by-hop ones;
+// Host and Via are written afresh.
+const HOP_BY_HOP = ['connection', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+// Credentials for this proxy are ours, and "Expect: 100-continue" is answered here.
+const REQUEST_ONLY_FOR_US = new Set([...HOP_BY_HOP, 'proxy-authorization', 'expect', 'host', 'via', 'content-length']);
+// A parent's challenge is not the client's to answer.
+const RESPONSE_ONLY_FOR_US = new Set([...HOP_BY_HOP, 'proxy-authenticate', 'proxy-authentication-info', 'via']);
 
-/** The end-to-end headers: without hop-by-hop ones, those the Connection header names, and `alsoDrop`. */
-function endToEndHeaders(headers: IncomingHttpHeaders, alsoDrop: ReadonlySet<string>): Headers {
-  const connection = headers.connection;
-  const named = connection === undefined ? undefined : new Set(String(connection).split(',').map((t) => t.trim().toLowerCase()));
-  const kept: Headers = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || alsoDrop.has(name) || named?.has(name)) continue;
-    kept[name] = value;
-  }
-  return kept;
+/** Whether header `i` of `fields` goes on: not one of `drop`, nor named by the Connection header. */
+function isEndToEnd(fields: HeaderFields, i: number, drop: ReadonlySet<string>, named: string[]): boolean {
+  const name = fields.lowerNames[i];
+  return !drop.has(name) && (named.length === 0 || !named.includes(name));
 }
 
-function appendVia(existing: string | string[] | undefined, httpVersion: string): string {
+function appendVia(fields: HeaderFields, httpVersion: string): string {
+  const prior = fieldValues(fields, 'via').join(', ');
   const ours = `${httpVersion} ${VIA_PSEUDONYM}`;
-  const prior = Array.isArray(existing) ? existing.join(', ') : existing;
   return prior ? `${prior}, ${ours}` : ours;
 }
 
-function clientWantsKeepAlive(req: IncomingMessage): boolean {
-  const connection = req.headers.connection;
-  if (connection === undefined) return req.httpVersion !== '1.0';
-  const tokens = connection.toLowerCase().split(',').map((t) => t.trim());
-  return req.httpVersion === '1.0' ? tokens.includes('keep-alive') : !tokens.includes('close');
+/** The request head for the server (origin form) or the parent proxy (absolute form). */
+function requestHead(request: RequestHead, target: HttpTarget, route: ForwardRoute, body: BodyFraming): string {
+  const authority = formatAuthority(target.host, target.port, 80);
+  const path = route.kind === 'parent' ? `http://${authority}${target.path}` : target.path;
+  let head = `${request.method} ${path} HTTP/1.1\r\nHost: ${authority}\r\n`;
+  const named = fieldTokens(request, 'connection');
+  for (let i = 0; i < request.names.length; i++) {
+    if (isEndToEnd(request, i, REQUEST_ONLY_FOR_US, named)) head += `${request.names[i]}: ${request.values[i]}\r\n`;
+  }
+  head += `Via: ${appendVia(request, `1.${request.minorVersion}`)}\r\n`;
+  if (route.kind === 'parent') {
+    const parentAuthorization = parentProxyAuthorization(route.parent);
+    if (parentAuthorization) head += `Proxy-Authorization: ${parentAuthorization}\r\n`;
+  }
+  if (body.kind === 'length') head += `Content-Length: ${body.length}\r\n`;
+  if (body.kind === 'chunked') head += 'Transfer-Encoding: chunked\r\n';
+  return `${head}\r\n`;
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+/** The response's end-to-end header lines for the client, with Via (and Date, when the server sent none). */
+function responseHeaderLines(head: HeaderFields, framing: BodyFraming): string {
+  const named = fieldTokens(head, 'connection');
+  // A length beside a chunked or until-close body is not the body's; the client's framing is ours.
+  const dropLength = framing.kind === 'chunked' || framing.kind === 'close';
+  let lines = '';
+  let dated = false;
+  for (let i = 0; i < head.names.length; i++) {
+    if (!isEndToEnd(head, i, RESPONSE_ONLY_FOR_US, named)) continue;
+    const name = head.lowerNames[i];
+    if (dropLength && name === 'content-length') continue;
+    if (name === 'date') dated = true;
+    lines += `${head.names[i]}: ${head.values[i]}\r\n`;
+  }
+  lines += `Via: ${appendVia(head, '1.1')}\r\n`;
+  return dated ? lines : `${lines}Date: ${httpDate()}\r\n`;
+}
+
+function clientBody(framing: BodyFraming): ResponseBody {
+  return framing.kind === 'length' ? 'length' : framing.kind === 'none' ? 'none' : 'unknown';
 }
 
 export function createForwarder(options: { upstreamTimeoutMs: number; log: Logger }): Forwarder {
-  const { upstreamTimeoutMs, log } = options;
-  const agent = new Agent({
-    connect: { timeout: upstreamTimeoutMs },
-    headersTimeout: upstreamTimeoutMs,
-    bodyTimeout: upstreamTimeoutMs,
-  });
+  const { log } = options;
+  const client = createOriginClient({ timeoutMs: options.upstreamTimeoutMs });
 
-  function forward(req: IncomingMessage, res: ServerResponse, target: HttpTarget, route: ForwardRoute): Promise<ForwardOutcome> {
+  function forward(exchange: ClientExchange, target: HttpTarget, route: ForwardRoute): Promise<ForwardOutcome> {
     return new Promise((resolve) => {
       const authority = formatAuthority(target.host, target.port, 80);
-      const keepAlive = clientWantsKeepAlive(req);
-      const withBody = hasBody(req);
+      const body = exchange.body;
       let bytesIn = 0;
       let bytesOut = 0;
-      let controller: Dispatcher.DispatchController | undefined;
-
-      const headers = endToEndHeaders(req.headers, REQUEST_ONLY_FOR_US);
-      headers.host = authority;
-      headers.via = appendVia(req.headers.via, req.httpVersion);
-      let origin: string;
-      if (route.kind === 'parent') {
-        const parent = parentEndpoint(route.parent);
-        origin = `http://${formatAuthority(parent.host, parent.port, 0)}`;
-        const parentAuthorization = parentProxyAuthorization(route.parent);
-        if (parentAuthorization) headers['proxy-authorization'] = parentAuthorization;
-      } else {
-        origin = `http://${formatAuthority(route.address, target.port, 0)}`;
-      }
-
-      const fail = (err: unknown): void => {
-        if (res.headersSent) {
-          // Part of the response is already with the client: all that can be done is to cut it short.
-          log.warn({ err, destination: authority }, 'upstream failed mid-response');
-          res.destroy();
-          return;
-        }
-        if (res.writableEnded || res.destroyed) return; // the client has gone; nothing to tell it
-        const failure = describeUpstreamFailure(err, authority, route.kind === 'parent');
-        log.info({ err, destination: authority, status: failure.status }, 'upstream failed');
-        bytesOut = sendHtml(res, failure.status, errorPage(failure.status === 504 ? 'The site took too long to answer' : 'The site could not be reached', failure.reason));
+      let settled = false;
+      const settle = (): void => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: exchange.status === 0 ? 499 : exchange.status, bytesIn, bytesOut });
       };
 
-      res.once('close', () => {
-        // Abandoned by the client: stop the upstream request too (a finished one is back in the pool).
-        if (!res.writableFinished && controller !== undefined && !controller.aborted) controller.abort(new Error('client went away'));
-        resolve({ status: res.headersSent ? res.statusCode : 499, bytesIn, bytesOut });
+      if (exchange.aborted) return settle(); // gone while the request was being decided
+      const endpoint = route.kind === 'parent' ? parentEndpoint(route.parent) : { host: route.address, port: target.port };
+      const origin = client.send(
+        { host: endpoint.host, port: endpoint.port, method: exchange.head.method, head: requestHead(exchange.head, target, route, body), body },
+        {
+          onHead(head, framing) {
+            exchange.startResponse(head.status, head.reason, responseHeaderLines(head, framing), clientBody(framing));
+          },
+          onData(chunk) {
+            bytesOut += chunk.length;
+            if (exchange.writeBody(chunk)) return true;
+            exchange.onDrain(() => origin.resume());
+            return false;
+          },
+          onEnd() {
+            exchange.endResponse();
+            settle();
+          },
+          onError(err, responseStarted) {
+            if (exchange.aborted) return settle(); // the client has gone; nothing to tell it
+            if (responseStarted) {
+              // Part of the response is already with the client: all that can be done is to cut it short.
+              log.warn({ err, destination: authority }, 'upstream failed mid-response');
+              exchange.destroy();
+              return settle();
+            }
+            const failure = describeUpstreamFailure(err, authority, route.kind === 'parent');
+            log.info({ err, destination: authority, status: failure.status }, 'upstream failed');
+            const title = failure.status === 504 ? 'The site took too long to answer' : 'The site could not be reached';
+            bytesOut = sendHtml(exchange, failure.status, errorPage(title, failure.reason));
+            settle();
+          },
+        },
+      );
+
+      // Abandoned by the client: stop the upstream request too.
+      exchange.onAbort(() => {
+        origin.abort();
+        settle();
       });
 
-      // The body is passed on as it is read, counting it on the way (undici pulls at its own pace).
-      async function* countedBody(): AsyncGenerator<Buffer> {
-        for await (const chunk of req as AsyncIterable<Buffer>) {
+      if (body.kind === 'none') return;
+      exchange.readBody(
+        (chunk) => {
           bytesIn += chunk.length;
-          yield chunk;
-        }
-      }
-      if (!withBody) req.resume();
-
-      try {
-        agent.dispatch(
-          {
-            origin,
-            path: route.kind === 'parent' ? `http://${authority}${target.path}` : target.path,
-            method: req.method as Dispatcher.HttpMethod,
-            headers,
-            body: withBody ? Readable.from(countedBody(), { objectMode: false }) : null,
-          },
-          {
-            onRequestStart(started) {
-              controller = started;
-              if (res.destroyed) started.abort(new Error('client went away'));
-            },
-            onResponseStart(_controller, statusCode, responseHeaders, statusMessage) {
-              if (statusCode < 200) return; // informational; the final response follows
-              const forwarded = endToEndHeaders(responseHeaders, RESPONSE_ONLY_FOR_US);
-              forwarded.via = appendVia(responseHeaders.via, '1.1');
-              forwarded.connection = keepAlive ? 'keep-alive' : 'close';
-              res.writeHead(statusCode, statusMessage, forwarded);
-            },
-            onResponseData(flow, chunk) {
-              bytesOut += chunk.length;
-              if (!res.write(chunk)) {
-                flow.pause();
-                res.once('drain', () => flow.resume());
-              }
-            },
-            onResponseEnd() {
-              res.end();
-            },
-            onResponseError(_controller, err) {
-              fail(err);
-            },
-          },
-        );
-      } catch (err) {
-        fail(err); // undici throws synchronously on a request it cannot send (an invalid header)
-      }
+          if (origin.writeBody(chunk)) return true;
+          origin.onBodyDrain(() => exchange.resumeBody());
+          return false;
+        },
+        () => origin.endBody(),
+        () => origin.abort(),
+      );
     });
   }
 
   return {
     forward,
     async close() {
-      await agent.destroy();
+      client.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 // The HTML pages the proxy answers with itself: the block page and the error
 // pages. Every value that reaches the markup goes through escapeHtml.
-import type { ServerResponse } from 'node:http';
+import type { ClientExchange } from './client-connection.js';
 import { escapeHtml, htmlPage } from '../core/html.js';
 
 export interface BlockPageDetails {
@@ -89,16 +89,9 @@ export function proxyAuthRequiredPage(reason: 'required' | 'invalid'): string {
     : errorPage('Sign-in failed', 'The username or password was not accepted. Please try again.');
 }
 
-/** Sends a complete HTML page; returns the body's length in bytes. */
-export function sendHtml(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): number {
-  const body = Buffer.from(html, 'utf8');
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Length': String(body.length),
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-  });
-  res.end(body);
-  return body.length;
+const PAGE_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n';
+
+/** Sends a complete HTML page; `headerLines` (each ending in CRLF) go with it. Returns the body's length in bytes. */
+export function sendHtml(exchange: ClientExchange, status: number, html: string, headerLines = ''): number {
+  return exchange.respond(status, headerLines + PAGE_HEADERS, Buffer.from(html, 'utf8'));
 }

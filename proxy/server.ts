@@ -1,19 +1,21 @@
 // The proxy listener: for each request it parses the target, identifies the
 // user, asks the policy, and then blocks, forwards (plain HTTP) or tunnels
 // (CONNECT). Every request that gets as far as a decision is recorded once.
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { newEventId } from '../access-log/event-id.js';
 import { normaliseHost } from '../blocklists/host.js';
-import { CidrSet, unmapIpv4 } from '../core/cidr.js';
+import { CidrSet } from '../core/cidr.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Decision, Identity, RequestTarget } from '../core/policy/types.js';
 import { newBlockRef } from './block-ref.js';
+import type { ClientExchange } from './client-connection.js';
 import type { ClientHelloPeek } from './client-hello.js';
 import { createDestinationGuard, systemResolve, type Resolve } from './destination-guard.js';
 import { cachingResolve } from './dns-cache.js';
 import { createForwarder } from './forward.js';
+import { fieldValue } from './http1/head.js';
+import { createListener } from './listener.js';
 import { blockPage, errorPage, notAProxyRequestPage, proxyAuthRequiredPage, sendHtml } from './pages.js';
 import { formatAuthority, parseConnectAuthority, parseHttpTarget } from './request-target.js';
 import { refuseConnect, runTunnel, type HelloVerdict } from './tunnel.js';
@@ -32,7 +34,6 @@ export interface ProxyServer {
   listen(): Promise<AddressInfo>;
   /** Stops accepting, ends idle connections, and cuts what is still open after a short grace. */
   close(): Promise<void>;
-  server: http.Server;
 }
 
 const PROXY_AUTHENTICATE = 'Basic realm="Portcullis"';
@@ -64,18 +65,6 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const parent = config.upstreamProxy;
   // The listening port is known once listen() has bound it (PROXY_PORT may be 0).
   let ownPorts = [config.proxyPort, config.adminPort].filter((port) => port > 0);
-
-  const server = http.createServer({
-    maxHeaderSize: config.maxHeaderBytes,
-    headersTimeout: config.headerTimeoutMs,
-    // No limit on the whole request: a large upload may take long; a stalled one meets the idle timeout.
-    requestTimeout: 0,
-    keepAliveTimeout: config.idleTimeoutMs,
-    connectionsCheckingInterval: Math.min(1_000, config.headerTimeoutMs),
-    // The target comes from the absolute URI; a missing Host header changes nothing.
-    requireHostHeader: false,
-  });
-  server.setTimeout(config.idleTimeoutMs);
 
   const guard = createDestinationGuard({
     allowedPrivateDestinations: config.allowedPrivateDestinations,
@@ -109,52 +98,31 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
   }
 
-  // Clients outside ALLOWED_CLIENTS are cut off before a byte is read: nothing is parsed for
-  // them and nothing tells a scanner on the wrong network that a proxy is here.
-  server.on('connection', (socket: Socket) => {
-    const address = unmapIpv4(socket.remoteAddress ?? '');
-    if (!clients.has(address)) {
-      log.warn({ clientIp: address }, 'connection from a client outside ALLOWED_CLIENTS refused');
-      socket.destroy();
-    }
-  });
-
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const inResponse = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inResponse?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const [status, title, explanation] =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'Request headers too large', `The request's headers are larger than the ${config.maxHeaderBytes} bytes this proxy accepts.`]
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'Request timed out', 'The request was not sent in time.']
-          : [400, 'Bad request', 'The request could not be understood: it is not valid HTTP.'];
-    log.info({ err: { code: err.code, message: err.message }, clientIp: unmapIpv4(socket.remoteAddress ?? '') }, 'malformed request');
-    const body = Buffer.from(errorPage(title, explanation));
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/html; charset=utf-8\r\n` +
-        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.toString()}`,
-    );
-  });
-
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    handleRequest(req, res).catch((err: unknown) => {
-      log.error({ err }, 'request handling failed');
-      if (!res.headersSent) sendHtml(res, 500, errorPage('Proxy error', 'Something went wrong inside the proxy.'));
-      else res.destroy();
-    });
-  });
-
-  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    tunnels.add(socket);
-    socket.once('close', () => tunnels.delete(socket));
-    socket.on('error', (err) => log.debug({ err }, 'CONNECT client socket error'));
-    handleConnect(req, socket, head).catch((err: unknown) => {
-      log.error({ err }, 'CONNECT handling failed');
-      refuseConnect(socket, 500, 'Something went wrong inside the proxy.');
-    });
+  const listener = createListener({
+    maxHeaderBytes: config.maxHeaderBytes,
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    allowClient: (address) => clients.has(address),
+    onRefusedClient: (address) => log.warn({ clientIp: address }, 'connection from a client outside ALLOWED_CLIENTS refused'),
+    onMalformed: (clientIp, status, reason) => log.info({ clientIp, status, reason }, 'malformed request'),
+    errorPage,
+    onRequest(exchange) {
+      handleRequest(exchange).catch((err: unknown) => {
+        log.error({ err }, 'request handling failed');
+        if (exchange.status === 0) sendHtml(exchange, 500, errorPage('Proxy error', 'Something went wrong inside the proxy.'));
+        else exchange.destroy();
+      });
+    },
+    onConnect(exchange) {
+      const { socket, head } = exchange.takeSocket();
+      tunnels.add(socket);
+      socket.once('close', () => tunnels.delete(socket));
+      socket.on('error', (err) => log.debug({ err }, 'CONNECT client socket error'));
+      handleConnect(exchange, socket, head).catch((err: unknown) => {
+        log.error({ err }, 'CONNECT handling failed');
+        refuseConnect(socket, 500, 'Something went wrong inside the proxy.');
+      });
+    },
   });
 
   /** identify() and decide() come from elsewhere; their failures are answered, not thrown. */
@@ -175,34 +143,35 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     return { identity: identified.identity, decision: policy.decide(identified.identity, target, new Date()) };
   }
 
-  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleRequest(exchange: ClientExchange): Promise<void> {
     const started = Date.now();
     const id = newEventId();
-    const clientIp = unmapIpv4(req.socket.remoteAddress ?? '');
-    const parsed = parseHttpTarget(req.url ?? '');
+    const clientIp = exchange.clientIp;
+    const request = exchange.head;
+    const parsed = parseHttpTarget(request.target);
     if (!parsed.ok) {
-      log.info({ reqId: id, clientIp, url: req.url, reason: parsed.message }, 'bad request target');
-      sendHtml(res, 400, parsed.originForm ? notAProxyRequestPage(proxyAddress, pacUrl) : errorPage('Bad request', parsed.message));
+      log.info({ reqId: id, clientIp, url: request.target, reason: parsed.message }, 'bad request target');
+      sendHtml(exchange, 400, parsed.originForm ? notAProxyRequestPage(proxyAddress, pacUrl) : errorPage('Bad request', parsed.message));
       return;
     }
     const target = parsed.target;
     const authority = formatAuthority(target.host, target.port, 80);
-    const outcome = await identifyAndDecide(clientIp, req.headers['proxy-authorization'], target);
+    const outcome = await identifyAndDecide(clientIp, fieldValue(request, 'proxy-authorization'), target);
     if ('signInUnavailable' in outcome) {
-      sendHtml(res, 503, errorPage('Sign-in unavailable', SIGN_IN_UNAVAILABLE));
+      sendHtml(exchange, 503, errorPage('Sign-in unavailable', SIGN_IN_UNAVAILABLE));
       return;
     }
     if ('authRequired' in outcome) {
-      sendHtml(res, 407, proxyAuthRequiredPage(outcome.authRequired), { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
+      sendHtml(exchange, 407, proxyAuthRequiredPage(outcome.authRequired), `Proxy-Authenticate: ${PROXY_AUTHENTICATE}\r\n`);
       return;
     }
     const { identity, decision } = outcome;
-    const event = newEvent(id, started, identity, decision, clientIp, req.method ?? 'GET', 'http', target);
+    const event = newEvent(id, started, identity, decision, clientIp, request.method, 'http', target);
 
     if (decision.action === 'block') {
       const blockRef = newBlockRef();
       const bytesOut = sendHtml(
-        res,
+        exchange,
         403,
         blockPage({
           blocked: `http://${authority}${target.path}`,
@@ -228,15 +197,14 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (!verdict.ok) {
       const refused = verdict.status === 403;
       const title = refused ? 'Destination not allowed' : 'The site could not be reached';
-      event.bytesOut = sendHtml(res, verdict.status, errorPage(title, verdict.reason));
+      event.bytesOut = sendHtml(exchange, verdict.status, errorPage(title, verdict.reason));
       if (refused) event.decision = safetyRefusal(decision, verdict.reason);
       event.status = verdict.status;
       record(event, started);
       return;
     }
     const result = await forwarder.forward(
-      req,
-      res,
+      exchange,
       target,
       parent ? { kind: 'parent', parent } : { kind: 'direct', address: verdict.address as string },
     );
@@ -246,19 +214,19 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     record(event, started);
   }
 
-  async function handleConnect(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  async function handleConnect(exchange: ClientExchange, socket: Socket, head: Buffer): Promise<void> {
     const started = Date.now();
     const id = newEventId();
-    const clientIp = unmapIpv4(socket.remoteAddress ?? '');
+    const clientIp = exchange.clientIp;
     const reqLog = log.child({ reqId: id, clientIp });
-    const parsed = parseConnectAuthority(req.url ?? '');
+    const parsed = parseConnectAuthority(exchange.head.target);
     if (!parsed.ok) {
-      reqLog.info({ authority: req.url, reason: parsed.message }, 'bad CONNECT authority');
+      reqLog.info({ authority: exchange.head.target, reason: parsed.message }, 'bad CONNECT authority');
       refuseConnect(socket, 400, parsed.message);
       return;
     }
     const target = parsed.target;
-    const outcome = await identifyAndDecide(clientIp, req.headers['proxy-authorization'], target);
+    const outcome = await identifyAndDecide(clientIp, fieldValue(exchange.head, 'proxy-authorization'), target);
     if ('signInUnavailable' in outcome) {
       refuseConnect(socket, 503, SIGN_IN_UNAVAILABLE);
       return;
@@ -365,27 +333,15 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   }
 
   return {
-    server,
-    listen() {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.proxyPort, config.proxyHost, () => {
-          server.off('error', reject);
-          const address = server.address() as AddressInfo;
-          ownPorts = [address.port, config.adminPort].filter((port) => port > 0);
-          resolve(address);
-        });
-      });
+    async listen() {
+      const address = await listener.listen(config.proxyPort, config.proxyHost);
+      ownPorts = [address.port, config.adminPort].filter((port) => port > 0);
+      return address;
     },
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const grace = setTimeout(() => {
+      await listener.close(CLOSE_GRACE_MS, () => {
         for (const socket of tunnels) socket.destroy();
-        server.closeAllConnections();
-      }, CLOSE_GRACE_MS);
-      await closed;
-      clearTimeout(grace);
+      });
       await forwarder.close();
     },
   };
