@@ -327,7 +327,7 @@ async function main(): Promise<void> {
     const result = await measureProxyLogging({
       connectionString: pg.connectionString,
       phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 10),
-      pairs: Number(process.env.BENCH_PAIRS ?? 5),
+      pairs: Number(process.env.BENCH_PAIRS ?? 7),
       connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
       warmUpSeconds: Number(process.env.BENCH_WARM_UP_SECONDS ?? WARM_UP_SECONDS),
       postgresCpuSeconds: () => pg.cpuSeconds(),

@@ -5,7 +5,7 @@
 // Settings (environment): BENCH_SECONDS (access-log run length, default 10),
 // BENCH_RUNS (access-log runs, default 3), BENCH_CONCURRENCY (writer
 // writeConcurrency, default 2), BENCH_PHASE_SECONDS (proxy phase length,
-// default 10), BENCH_PAIRS (on/off pairs, default 5), BENCH_CONNECTIONS
+// default 10), BENCH_PAIRS (on/off pairs, default 7), BENCH_CONNECTIONS
 // (connections for every proxy load, default 50), BENCH_PEERS (proxies side
 // by side, default origin,portcullis,portcullis-1,portcullis-5m,squid,
 // squidguard,e2guardian,tinyproxy), BENCH_PEER_SECONDS (each of their load runs, default 10),
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const runs = env('BENCH_RUNS', 3);
   const writeConcurrency = env('BENCH_CONCURRENCY', 2);
   const phaseSeconds = env('BENCH_PHASE_SECONDS', 10);
-  const pairs = env('BENCH_PAIRS', 5);
+  const pairs = env('BENCH_PAIRS', 7);
   const connections = env('BENCH_CONNECTIONS', 50);
   const began = new Date();
   const loadAtStart = os.loadavg();

@@ -23,8 +23,8 @@ export interface ClientExchange {
   readonly status: number;
   /** The client went away, or the connection was cut, before the response was complete. */
   readonly aborted: boolean;
-  /** A whole response of the proxy's own; `headerLines` each end in CRLF. Returns the body bytes sent. */
-  respond(status: number, headerLines: string, body: Buffer): number;
+  /** A whole response of the proxy's own, its body sent as UTF-8; `headerLines` each end in CRLF. Returns the body bytes sent. */
+  respond(status: number, headerLines: string, body: string): number;
   /** Starts relaying a response; its body follows through writeBody and endResponse. */
   startResponse(status: number, reason: string, headerLines: string, body: ResponseBody): void;
   /** False when the client is slow to read: wait for onDrain before more. */
@@ -44,6 +44,7 @@ export interface ClientExchange {
 
 export interface ClientConnectionOptions {
   maxHeaderBytes: number;
+  headerTimeoutMs: number;
   idleTimeoutMs: number;
   onRequest(exchange: ClientExchange): void;
   onConnect(exchange: ClientExchange): void;
@@ -200,22 +201,19 @@ class Exchange implements ClientExchange {
     if (held !== null) this.feed(held);
   }
 
-  respond(status: number, headerLines: string, body: Buffer): number {
+  respond(status: number, headerLines: string, body: string): number {
     if (this.done) return 0;
     // A body nobody read cannot be skipped safely: the connection closes after the answer.
     if (!this.bodyComplete) this.keepAlive = false;
-    const socket = this.connection.socket;
     this.status = status;
-    socket.cork();
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n${headerLines}Content-Length: ${body.length}\r\n` +
-        `Date: ${httpDate()}\r\nConnection: ${this.keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`,
-      'latin1',
-    );
-    if (!this.isHead) socket.write(body);
-    socket.uncork();
+    const length = Buffer.byteLength(body, 'utf8');
+    const head =
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n${headerLines}Content-Length: ${length}\r\n` +
+      `Date: ${httpDate()}\r\nConnection: ${this.keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`;
+    // One string, one write: the head is ASCII, so UTF-8 suits both.
+    this.connection.socket.write(this.isHead ? head : head + body, 'utf8');
     this.complete();
-    return this.isHead ? 0 : body.length;
+    return this.isHead ? 0 : length;
   }
 
   startResponse(status: number, reason: string, headerLines: string, body: ResponseBody): void {
@@ -243,6 +241,7 @@ class Exchange implements ClientExchange {
   writeBody(data: Buffer): boolean {
     if (this.done || this.isHead || data.length === 0) return true;
     const socket = this.connection.socket;
+    this.connection.lastActive = Date.now();
     if (!this.chunkedResponse) return socket.write(data);
     socket.cork();
     socket.write(chunkHeader(data.length), 'latin1');
@@ -293,11 +292,18 @@ class Exchange implements ClientExchange {
   }
 }
 
-/** Reads requests from one client socket and writes their responses. */
+/**
+ * Reads requests from one client socket and writes their responses. Its
+ * timeouts are kept by the listener's sweep (checkTimeouts), from
+ * `headStartedAt` and `lastActive`, rather than by a socket timer that every
+ * read and write would reset.
+ */
 export class ClientConnection {
   state = State.Head;
   /** When the current request head began to arrive (0 while none is awaited): the header timeout runs from it. */
   headStartedAt: number;
+  /** When bytes last came from the client, or a response or a piece of one went to it. */
+  lastActive: number;
   private buffer: Buffer | null = null;
   private exchange: Exchange | null = null;
   private parsing = false;
@@ -310,13 +316,12 @@ export class ClientConnection {
     private readonly options: ClientConnectionOptions,
   ) {
     this.headStartedAt = Date.now();
+    this.lastActive = this.headStartedAt;
     socket.setNoDelay(true);
-    socket.setTimeout(options.idleTimeoutMs);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onClose);
     socket.on('close', this.onClose);
-    socket.on('timeout', this.onTimeout);
   }
 
   /** Waiting for the next request with nothing of it received: may be closed at once on shutdown. */
@@ -325,6 +330,7 @@ export class ClientConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    this.lastActive = Date.now();
     if (this.state === State.Request) {
       (this.exchange as Exchange).receive(chunk);
       return;
@@ -348,10 +354,6 @@ export class ClientConnection {
     this.exchange?.abort();
     this.exchange = null;
     this.options.onGone(this);
-  };
-
-  private readonly onTimeout = (): void => {
-    this.socket.destroy();
   };
 
   /** Keeps bytes received ahead of their turn. */
@@ -430,6 +432,7 @@ export class ClientConnection {
   exchangeDone(keepAlive: boolean): void {
     if (this.state !== State.Request) return;
     this.exchange = null;
+    this.lastActive = Date.now();
     if (!keepAlive) {
       this.state = State.Closed;
       this.socket.end();
@@ -458,8 +461,6 @@ export class ClientConnection {
     socket.off('end', this.onEnd);
     socket.off('error', this.onClose);
     socket.off('close', this.onClose);
-    socket.off('timeout', this.onTimeout);
-    socket.setTimeout(0);
     const head = this.buffer === null ? held : Buffer.concat([held, this.buffer]);
     this.buffer = null;
     this.exchange = null;
@@ -487,10 +488,16 @@ export class ClientConnection {
     );
   }
 
-  /** Answers 408 when a request head has been arriving for longer than `timeoutMs`. */
-  checkHeaderTimeout(now: number, timeoutMs: number): void {
-    if (this.state === State.Head && this.headStartedAt !== 0 && now - this.headStartedAt > timeoutMs) {
+  /**
+   * The listener's sweep: a request head that has been arriving for longer
+   * than the header timeout gets a 408; a connection with nothing sent either
+   * way for longer than the idle timeout is closed.
+   */
+  checkTimeouts(now: number): void {
+    if (this.state === State.Head && this.headStartedAt !== 0 && now - this.headStartedAt > this.options.headerTimeoutMs) {
       this.refuse(408, 'Request timed out', 'The request was not sent in time.');
+    } else if (now - this.lastActive > this.options.idleTimeoutMs) {
+      this.socket.destroy();
     }
   }
 

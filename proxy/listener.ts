@@ -2,14 +2,14 @@
 // are cut off before a byte is read (nothing tells a scanner on the wrong
 // network that a proxy is here), each connection is read by
 // proxy/client-connection.ts, a request head that is not complete within the
-// header timeout gets a 408, and closing stops accepting, closes idle
-// connections at once and cuts the rest after a grace period.
+// header timeout gets a 408, a connection idle past the idle timeout is
+// closed, and closing stops accepting, closes idle connections at once and
+// cuts the rest after a grace period.
 import net, { type AddressInfo } from 'node:net';
 import { unmapIpv4 } from '../core/cidr.js';
 import { ClientConnection, type ClientConnectionOptions } from './client-connection.js';
 
 export interface ListenerOptions extends Omit<ClientConnectionOptions, 'onGone'> {
-  headerTimeoutMs: number;
   allowClient(address: string): boolean;
   onRefusedClient(address: string): void;
 }
@@ -34,11 +34,11 @@ export function createListener(options: ListenerOptions): ProxyListener {
     connections.add(new ClientConnection(socket, address, connectionOptions));
   });
 
-  // One sweep for every connection, not a timer per request.
+  // One sweep for every connection's timeouts, not timers reset by every read and write.
   const sweep = setInterval(
     () => {
       const now = Date.now();
-      for (const connection of connections) connection.checkHeaderTimeout(now, options.headerTimeoutMs);
+      for (const connection of connections) connection.checkTimeouts(now);
     },
     Math.min(1_000, options.headerTimeoutMs),
   );

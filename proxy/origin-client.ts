@@ -109,6 +109,7 @@ class Exchange implements OriginExchange {
 
   writeBody(data: Buffer): boolean {
     if (this.phase === Phase.Done || data.length === 0) return true;
+    this.connection.lastActive = Date.now();
     const socket = this.connection.socket;
     if (this.request.body.kind !== 'chunked') return socket.write(data);
     socket.cork();
@@ -132,7 +133,7 @@ class Exchange implements OriginExchange {
   resume(): void {
     if (!this.paused || this.phase === Phase.Done) return;
     this.paused = false;
-    this.connection.busyTimeout();
+    this.connection.lastActive = Date.now();
     this.connection.socket.resume();
   }
 
@@ -229,9 +230,12 @@ class Exchange implements OriginExchange {
   private pause(): void {
     if (this.phase !== Phase.Body) return;
     this.paused = true;
-    // A client that reads slowly is not the server failing to answer.
-    this.connection.socket.setTimeout(0);
     this.connection.socket.pause();
+  }
+
+  /** Whether the server has been silent too long; a client that reads slowly is not the server failing to answer. */
+  timedOut(now: number, timeoutMs: number): boolean {
+    return !this.paused && now - this.connection.lastActive > timeoutMs;
   }
 
   /** The response is complete; `clean` when nothing followed it on the connection. */
@@ -275,22 +279,29 @@ class Exchange implements OriginExchange {
   }
 }
 
-/** One connection to a server, carrying one exchange at a time. */
+/**
+ * One connection to a server, carrying one exchange at a time. Its timeouts
+ * are kept by the pool's sweep, from `lastActive` and `keepUntil`, rather than
+ * by a socket timer that every read and write would reset.
+ */
 class OriginConnection {
   exchange: Exchange | null = null;
   reused = false;
   discarded = false;
+  lastActive = Date.now();
+  /** While idle in the pool: when it is closed. */
+  keepUntil = 0;
 
   constructor(
     readonly socket: net.Socket,
     readonly key: string,
-    private readonly timeoutMs: number,
     private readonly onIdleEnd: (connection: OriginConnection) => void,
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
-      if (this.exchange !== null) this.exchange.receive(chunk);
-      else this.discard(); // bytes nobody asked for: the connection cannot be trusted
+      if (this.exchange === null) return this.discard(); // bytes nobody asked for: the connection cannot be trusted
+      this.lastActive = Date.now();
+      this.exchange.receive(chunk);
     });
     socket.on('end', () => {
       if (this.exchange !== null) this.exchange.serverEnded();
@@ -304,26 +315,27 @@ class OriginConnection {
       if (this.exchange !== null) this.exchange.connectionFailed(closedEarly());
       else this.onIdleEnd(this);
     });
-    socket.on('timeout', () => {
-      if (this.exchange !== null) this.exchange.connectionFailed(new UpstreamTimeoutError('the server did not answer in time'));
-      else this.onIdleEnd(this);
-    });
   }
 
   attach(exchange: Exchange): void {
     this.exchange = exchange;
-    this.busyTimeout();
+    this.lastActive = Date.now();
   }
 
-  busyTimeout(): void {
-    this.socket.setTimeout(this.timeoutMs);
-  }
-
-  /** Back in the pool: no exchange, the idle timeout running. */
+  /** Back in the pool, until `keepMs` from now. */
   detach(keepMs: number): void {
     this.exchange = null;
     this.reused = true;
-    this.socket.setTimeout(keepMs);
+    this.keepUntil = Date.now() + keepMs;
+  }
+
+  /** The pool's sweep: a busy connection whose server has been silent too long fails its exchange; an idle one past its time closes. */
+  sweep(now: number, timeoutMs: number): void {
+    if (this.exchange !== null) {
+      if (this.exchange.timedOut(now, timeoutMs)) this.exchange.connectionFailed(new UpstreamTimeoutError('the server did not answer in time'));
+    } else if (now > this.keepUntil) {
+      this.onIdleEnd(this);
+    }
   }
 
   discard(): void {
@@ -337,8 +349,18 @@ class OriginConnection {
 class Pool implements OriginClient {
   private readonly idle = new Map<string, OriginConnection[]>();
   private readonly all = new Set<OriginConnection>();
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(private readonly timeoutMs: number) {
+    // Often enough that a timeout is late by at most a quarter of itself, or a second.
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1_000, timeoutMs / 4)));
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const connection of this.all) connection.sweep(now, this.timeoutMs);
+  }
 
   send(request: OriginRequest, handler: OriginResponseHandler): OriginExchange {
     const exchange = new Exchange(this, request, handler);
@@ -356,7 +378,7 @@ class Pool implements OriginClient {
 
   connect(request: OriginRequest): OriginConnection {
     const socket = net.connect({ host: request.host, port: request.port });
-    const connection = new OriginConnection(socket, keyOf(request), this.timeoutMs, (gone) => this.forget(gone));
+    const connection = new OriginConnection(socket, keyOf(request), (gone) => this.forget(gone));
     this.all.add(connection);
     socket.once('close', () => this.all.delete(connection));
     return connection;
@@ -385,6 +407,7 @@ class Pool implements OriginClient {
   }
 
   close(): void {
+    clearInterval(this.sweeper);
     for (const connection of this.all) connection.discard();
     this.idle.clear();
   }

@@ -93,5 +93,5 @@ const PAGE_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nCache-Control: n
 
 /** Sends a complete HTML page; `headerLines` (each ending in CRLF) go with it. Returns the body's length in bytes. */
 export function sendHtml(exchange: ClientExchange, status: number, html: string, headerLines = ''): number {
-  return exchange.respond(status, headerLines + PAGE_HEADERS, Buffer.from(html, 'utf8'));
+  return exchange.respond(status, headerLines + PAGE_HEADERS, html);
 }

@@ -30,6 +30,9 @@ export type HeadParse<T> = { ok: true; head: T } | { ok: false; reason: string }
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, space, tab and obs-text; nothing else (RFC 9110 §5.5).
 const INVALID_VALUE_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+// The same, for a whole head at once (line ends included); and a CR or LF that is not part of a CRLF.
+const INVALID_HEAD_CHAR = /[^\t\r\n\x20-\x7e\x80-\xff]/;
+const STRAY_LINE_END = /\r(?!\n)|(?<!\r)\n/;
 // A request target: visible characters only (RFC 9112 §3.2); obs-text is let through as
 // browsers and Node's own parser do, and the target parser normalises it.
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP\/1\.([01])$/;
@@ -61,14 +64,25 @@ export function hasBareLineFeed(buffer: Buffer, start: number): boolean {
 }
 
 /** The head's lines, or a failure when any line ends other than in CRLF. */
-function splitLines(buffer: Buffer, start: number, end: number): string[] | undefined {
+function splitLines(buffer: Buffer, start: number, end: number): { lines: string[]; clean: boolean } | undefined {
   // The head ends at the blank line; its final CRLF CRLF is not part of any line.
   const text = buffer.toString('latin1', start, end - 4);
-  const lines = text.split('\r\n');
-  for (const line of lines) {
-    if (line.includes('\r') || line.includes('\n')) return undefined;
+  if (STRAY_LINE_END.test(text)) return undefined;
+  // One scan of the whole head; only a head that fails it is checked line by line, for the message.
+  return { lines: text.split('\r\n'), clean: !INVALID_HEAD_CHAR.test(text) };
+}
+
+// Header names repeat from request to request: their lower case is looked up, not recomputed.
+const lowerCaseNames = new Map<string, string>();
+const MAX_REMEMBERED_NAMES = 512;
+
+function lowerCase(name: string): string {
+  let lower = lowerCaseNames.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (lowerCaseNames.size < MAX_REMEMBERED_NAMES) lowerCaseNames.set(name, lower);
   }
-  return lines;
+  return lower;
 }
 
 /** line[from..] without the spaces and tabs around it (not String.trim(): 0xA0 is obs-text here). */
@@ -80,7 +94,8 @@ function trimOptionalWhitespace(line: string, from: number): string {
   return line.slice(start, end);
 }
 
-function parseFields(lines: string[], into: HeaderFields): string | undefined {
+/** Reads lines[1..] into `into`; `clean`: no line holds a control character, so values need no check. */
+function parseFields(lines: string[], clean: boolean, into: HeaderFields): string | undefined {
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i];
     const colon = line.indexOf(':');
@@ -90,9 +105,9 @@ function parseFields(lines: string[], into: HeaderFields): string | undefined {
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return `the header name "${name.slice(0, 64)}" is not valid`;
     const value = trimOptionalWhitespace(line, colon + 1);
-    if (INVALID_VALUE_CHAR.test(value)) return `the ${name.slice(0, 64)} header holds a control character`;
+    if (!clean && INVALID_VALUE_CHAR.test(value)) return `the ${name.slice(0, 64)} header holds a control character`;
     into.names.push(name);
-    into.lowerNames.push(name.toLowerCase());
+    into.lowerNames.push(lowerCase(name));
     into.values.push(value);
   }
   return undefined;
@@ -100,8 +115,9 @@ function parseFields(lines: string[], into: HeaderFields): string | undefined {
 
 /** Parses the request head in buffer[start, end), `end` being what findHeadEnd returned. */
 export function parseRequestHead(buffer: Buffer, start: number, end: number): HeadParse<RequestHead> {
-  const lines = splitLines(buffer, start, end);
-  if (lines === undefined) return failure('a line of the request does not end in CRLF');
+  const split = splitLines(buffer, start, end);
+  if (split === undefined) return failure('a line of the request does not end in CRLF');
+  const lines = split.lines;
   const requestLine = REQUEST_LINE.exec(lines[0]);
   if (requestLine === null) return failure('the request line is not "METHOD target HTTP/1.x"');
   const head: RequestHead = {
@@ -112,14 +128,15 @@ export function parseRequestHead(buffer: Buffer, start: number, end: number): He
     lowerNames: [],
     values: [],
   };
-  const bad = parseFields(lines, head);
+  const bad = parseFields(lines, split.clean, head);
   return bad === undefined ? { ok: true, head } : failure(bad);
 }
 
 /** Parses the response head in buffer[start, end), `end` being what findHeadEnd returned. */
 export function parseResponseHead(buffer: Buffer, start: number, end: number): HeadParse<ResponseHead> {
-  const lines = splitLines(buffer, start, end);
-  if (lines === undefined) return failure('a line of the response does not end in CRLF');
+  const split = splitLines(buffer, start, end);
+  if (split === undefined) return failure('a line of the response does not end in CRLF');
+  const lines = split.lines;
   const statusLine = STATUS_LINE.exec(lines[0]);
   if (statusLine === null) return failure('the status line is not "HTTP/1.x status reason"');
   const head: ResponseHead = {
@@ -130,7 +147,7 @@ export function parseResponseHead(buffer: Buffer, start: number, end: number): H
     lowerNames: [],
     values: [],
   };
-  const bad = parseFields(lines, head);
+  const bad = parseFields(lines, split.clean, head);
   return bad === undefined ? { ok: true, head } : failure(bad);
 }
 

@@ -165,3 +165,27 @@ describe('what the proxy reads from clients', () => {
     expect(count(received, 'HTTP/1.1 200')).toBe(2);
   });
 });
+
+describe('idle client connections', () => {
+  it('closes a kept-alive connection that stays idle past the idle timeout, and not before', async () => {
+    const origin = await startHttpOrigin();
+    const proxy = await startProxy(hostMapPolicy({}), testConfig({ headerTimeoutMs: 200, idleTimeoutMs: 800 }));
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port: proxy.port });
+      let received = '';
+      socket.on('data', (c: Buffer) => (received += c.toString()));
+      const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+      socket.write(`GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHost: origin.test\r\n\r\n`);
+      const deadline = Date.now() + 5_000;
+      while (!received.includes('You sent: ') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const answered = Date.now();
+      const closedAt = await closed;
+      // The sweep runs every header timeout (200 ms): closed after 800 ms idle, within a sweep of it.
+      expect(closedAt - answered).toBeGreaterThanOrEqual(750);
+      expect(closedAt - answered).toBeLessThan(2_000);
+    } finally {
+      await proxy.close();
+      await origin.close();
+    }
+  });
+});
