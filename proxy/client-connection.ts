@@ -394,7 +394,7 @@ export class ClientConnection {
     let start = 0;
     // A CRLF or two before a request line are ignored (RFC 9112 §2.2): some clients send one after a body.
     while (start + 1 < buffer.length && buffer[start] === 0x0d && buffer[start + 1] === 0x0a && start < 4) start += 2;
-    if (this.headStartedAt === 0) this.headStartedAt = Date.now();
+    if (this.headStartedAt === 0) this.headStartedAt = this.lastActive; // its first bytes came just now
     const end = findHeadEnd(buffer, start);
     if (end === -1 || end - start > this.options.maxHeaderBytes) {
       if (buffer.length - start > this.options.maxHeaderBytes) {
@@ -435,6 +435,8 @@ export class ClientConnection {
     this.lastActive = Date.now();
     if (!keepAlive) {
       this.state = State.Closed;
+      // What the client still sends is read and dropped: unread bytes would make the close a reset under the answer.
+      this.resumeReading();
       this.socket.end();
       return;
     }

@@ -138,3 +138,102 @@ describe('plain HTTP forwarding: framing edge cases', () => {
     expect(events[before].bytesOut).toBe(1000);
   });
 });
+
+describe('plain HTTP forwarding: bodies under pressure', () => {
+  let origin: http.Server;
+  let base: string;
+  let proxy: RunningProxy;
+  const uploads: Array<{ sha: string; bytes: number; aborted: boolean }> = [];
+
+  beforeAll(async () => {
+    origin = http.createServer((req, res) => {
+      if (req.url === '/upload') {
+        // Reads slowly, so that the proxy has to hold the client back.
+        const hash = createHash('sha256');
+        let bytes = 0;
+        let aborted = false;
+        req.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          bytes += chunk.length;
+          req.pause();
+          setTimeout(() => req.resume(), 1);
+        });
+        req.on('aborted', () => (aborted = true));
+        req.on('close', () => {
+          uploads.push({ sha: hash.digest('hex'), bytes, aborted: aborted || !req.complete });
+          if (!res.headersSent && !res.destroyed) res.end(`got ${bytes}`);
+        });
+        return;
+      }
+      res.writeHead(200, { 'Content-Length': String(LARGE.length) });
+      res.end(LARGE);
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    base = `http://origin.test:${(origin.address() as AddressInfo).port}`;
+    // A short upstream timeout: a client that reads slowly must not make the server look silent.
+    proxy = await startProxy(hostMapPolicy({}), testConfig({ upstreamTimeoutMs: 300 }));
+  });
+  afterAll(async () => {
+    await proxy.close();
+    origin.closeAllConnections();
+    await new Promise((resolve) => origin.close(resolve));
+  });
+
+  it('passes a large upload to a server that reads slowly, byte for byte, and records its size', async () => {
+    const before = proxy.recorder.events.length;
+    const upload = LARGE.subarray(0, 3 * 1024 * 1024);
+    const res = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, method: 'POST', path: `${base}/upload`, agent: false }, (r) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString()));
+        r.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end(upload);
+    });
+    expect(res).toBe(`got ${upload.length}`);
+    expect(uploads.at(-1)).toEqual({ sha: sha(upload), bytes: upload.length, aborted: false });
+    const events = await proxy.recorder.waitFor(before + 1);
+    expect(events[before]).toMatchObject({ method: 'POST', status: 200, bytesIn: upload.length });
+  });
+
+  it('stops the upload to the server when the client gives up half-way, and records 499', async () => {
+    const before = proxy.recorder.events.length;
+    const uploadsBefore = uploads.length;
+    const socket = net.connect({ host: '127.0.0.1', port: proxy.port });
+    socket.on('error', () => undefined);
+    socket.write(`POST ${base}/upload HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 1000000\r\n\r\n`);
+    socket.write(Buffer.alloc(200_000, 'x'));
+    await new Promise((r) => setTimeout(r, 200));
+    socket.destroy();
+    const events = await proxy.recorder.waitFor(before + 1);
+    expect(events[before]).toMatchObject({ method: 'POST', status: 499 });
+    expect(events[before].bytesIn).toBeLessThanOrEqual(200_000);
+    const deadline = Date.now() + 5_000;
+    while (uploads.length === uploadsBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(uploads.at(-1)).toMatchObject({ aborted: true });
+    expect(uploads.at(-1)!.bytes).toBeLessThan(1_000_000);
+  });
+
+  it('does not time the server out while a slow client holds the response back', async () => {
+    const received = await new Promise<Buffer>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxy.port, path: `${base}/large`, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        let paused = false;
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          if (paused) return;
+          // One long stall, past the 300 ms upstream timeout, while the proxy's writes are backed up.
+          paused = true;
+          res.pause();
+          setTimeout(() => res.resume(), 800);
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(sha(received)).toBe(sha(LARGE));
+  });
+});
