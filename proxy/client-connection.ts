@@ -8,7 +8,7 @@
 // more per request than this (docs/design-notes.md).
 import { STATUS_CODES } from 'node:http';
 import type net from 'node:net';
-import { ChunkedCodingError, ChunkedDecoder, chunkHeader, LAST_CHUNK, requestFraming, type BodyFraming } from './http1/framing.js';
+import { ChunkedCodingError, ChunkedDecoder, LAST_CHUNK, requestFraming, writeChunk, type BodyFraming } from './http1/framing.js';
 import { fieldTokens, fieldValue, findHeadEnd, hasBareLineFeed, parseRequestHead, type RequestHead } from './http1/head.js';
 
 /** How a response body reaches the client: as the server framed it, or of a length not known ahead. */
@@ -242,13 +242,7 @@ class Exchange implements ClientExchange {
     if (this.done || this.isHead || data.length === 0) return true;
     const socket = this.connection.socket;
     this.connection.lastActive = Date.now();
-    if (!this.chunkedResponse) return socket.write(data);
-    socket.cork();
-    socket.write(chunkHeader(data.length), 'latin1');
-    socket.write(data);
-    const more = socket.write('\r\n', 'latin1');
-    socket.uncork();
-    return more;
+    return this.chunkedResponse ? writeChunk(socket, data) : socket.write(data);
   }
 
   onDrain(callback: () => void): void {

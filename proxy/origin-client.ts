@@ -7,7 +7,7 @@
 // a general-purpose client (undici, node:http) cost half as much CPU again
 // per request (docs/design-notes.md).
 import net from 'node:net';
-import { ChunkedCodingError, ChunkedDecoder, chunkHeader, LAST_CHUNK, responseFraming, type BodyFraming } from './http1/framing.js';
+import { ChunkedCodingError, ChunkedDecoder, LAST_CHUNK, responseFraming, writeChunk, type BodyFraming } from './http1/framing.js';
 import { fieldTokens, fieldValue, findHeadEnd, hasBareLineFeed, parseResponseHead, type ResponseHead } from './http1/head.js';
 import { UpstreamTimeoutError } from './upstream-error.js';
 
@@ -111,13 +111,7 @@ class Exchange implements OriginExchange {
     if (this.phase === Phase.Done || data.length === 0) return true;
     this.connection.lastActive = Date.now();
     const socket = this.connection.socket;
-    if (this.request.body.kind !== 'chunked') return socket.write(data);
-    socket.cork();
-    socket.write(chunkHeader(data.length), 'latin1');
-    socket.write(data);
-    const more = socket.write('\r\n', 'latin1');
-    socket.uncork();
-    return more;
+    return this.request.body.kind === 'chunked' ? writeChunk(socket, data) : socket.write(data);
   }
 
   endBody(): void {

@@ -1,6 +1,7 @@
 // Chaining to a parent proxy (UPSTREAM_PROXY): plain HTTP requests go to it in
 // absolute form; CONNECT tunnels are opened through it with its own CONNECT.
 import net from 'node:net';
+import { findHeadEnd, parseResponseHead } from './http1/head.js';
 import { ParentProxyRefusedError, UpstreamTimeoutError } from './upstream-error.js';
 
 const MAX_RESPONSE_HEAD = 16 * 1024;
@@ -35,7 +36,7 @@ export function openParentTunnel(parent: URL, authority: string, timeoutMs: numb
 
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
-      const end = head.indexOf('\r\n\r\n');
+      const end = findHeadEnd(head, 0);
       if (end === -1) {
         if (head.length > MAX_RESPONSE_HEAD) fail(new Error('the upstream proxy sent an oversized response'));
         return;
@@ -44,12 +45,12 @@ export function openParentTunnel(parent: URL, authority: string, timeoutMs: numb
       socket.off('error', fail);
       socket.off('close', onClose);
       clearTimeout(timer);
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString('latin1'));
-      if (!status) return fail(Object.assign(new Error('the upstream proxy sent an invalid response'), { code: 'HPE_INVALID_RESPONSE' }));
-      const code = Number(status[1]);
+      const parsed = parseResponseHead(head, 0, end);
+      if (!parsed.ok) return fail(Object.assign(new Error(`the upstream proxy sent an invalid response: ${parsed.reason}`), { code: 'HPE_INVALID_RESPONSE' }));
+      const code = parsed.head.status;
       if (code < 200 || code > 299) return fail(new ParentProxyRefusedError(code));
       socket.pause();
-      const rest = head.subarray(end + 4);
+      const rest = head.subarray(end);
       if (rest.length > 0) socket.unshift(rest);
       resolve(socket);
     };

@@ -3,6 +3,7 @@
 // Content-Length, differing Content-Lengths, a coding other than chunked) is
 // refused rather than guessed at: the origin might guess differently, and the
 // bytes it reads as a second request would then never have been checked.
+import type { Writable } from 'node:stream';
 import { fieldTokens, fieldValues, type HeaderFields, type RequestHead, type ResponseHead } from './head.js';
 
 export type BodyFraming =
@@ -209,9 +210,14 @@ export class ChunkedDecoder {
   }
 }
 
-/** The line that starts a chunk of `length` bytes, for re-chunking a body of unknown length. */
-export function chunkHeader(length: number): string {
-  return `${length.toString(16)}\r\n`;
+/** Writes `data` as one chunk of the chunked coding, in one write; false when the socket wants a pause. */
+export function writeChunk(socket: Writable, data: Buffer): boolean {
+  socket.cork();
+  socket.write(`${data.length.toString(16)}\r\n`, 'latin1');
+  socket.write(data);
+  const more = socket.write('\r\n', 'latin1');
+  socket.uncork();
+  return more;
 }
 
 export const LAST_CHUNK = '0\r\n\r\n';
