@@ -4,8 +4,8 @@
 // responses written in as few writes as possible. Each request becomes a
 // ClientExchange for the proxy to answer; a CONNECT hands the socket over.
 //
-// This is the proxy's hot path; node:http's server cost several microseconds
-// more per request than this (docs/design-notes.md).
+// This is the proxy's hot path; node:http's server cost 9–19 µs more user
+// CPU per request than this (docs/design-notes.md).
 import { STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import { ChunkedCodingError, ChunkedDecoder, LAST_CHUNK, requestFraming, writeChunk, type BodyFraming } from './http1/framing.js';

@@ -1,6 +1,7 @@
-// The proxy listener: for each request it parses the target, identifies the
-// user, asks the policy, and then blocks, forwards (plain HTTP) or tunnels
-// (CONNECT). Every request that gets as far as a decision is recorded once.
+// The proxy's request path: for each request the listener (listener.ts) reads,
+// it parses the target, identifies the user, asks the policy, and then
+// blocks, forwards (plain HTTP) or tunnels (CONNECT). Every request that gets
+// as far as a decision is recorded once.
 import type { AddressInfo, Socket } from 'node:net';
 import { newEventId } from '../access-log/event-id.js';
 import { normaliseHost } from '../blocklists/host.js';
