@@ -61,6 +61,26 @@ describe('AccessLogThread', () => {
     expect(new Set(before.map((r) => r.day))).toEqual(new Set([new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)]));
   });
 
+  it('writes rows whatever their length and characters: non-ASCII paths, and one longer than a whole chunk', async () => {
+    const thread = await startThread('sizes');
+    const around = events(600, 'sizes');
+    const accented = accessEvent({ groupId: school.groupId, path: '/sizes/é/ü/名前/😀?q=café' });
+    // Longer than the 512 KiB a chunk holds when counted at three bytes a character, though less in UTF-8.
+    const long = accessEvent({ groupId: school.groupId, path: `/sizes/long/${'a'.repeat(200_000)}` });
+    for (const e of around.slice(0, 300)) thread.record(e);
+    thread.record(accented);
+    thread.record(long);
+    for (const e of around.slice(300)) thread.record(e);
+    await thread.close();
+
+    expect((await thread.status()).counters).toMatchObject({ queued: 602, written: 602, dropped: 0 });
+    const written = await rowsTagged('sizes');
+    expect(written.length).toBe(602);
+    expect(written.find((r) => r.id === accented.id)?.path).toBe(accented.path);
+    expect(written.find((r) => r.id === long.id)?.path).toBe(long.path);
+    expect(new Set(written.map((r) => r.id))).toEqual(new Set([...around, accented, long].map((e) => e.id)));
+  });
+
   it('keeps an event it cannot encode in rejected.jsonl, with the reason, and writes the rest', async () => {
     const thread = await startThread('unencodable');
     const [good, alsoGood] = events(2, 'unencodable');
