@@ -40,7 +40,7 @@ export function createListener(options: ListenerOptions): ProxyListener {
       const now = Date.now();
       for (const connection of connections) connection.checkTimeouts(now);
     },
-    Math.min(1_000, options.headerTimeoutMs),
+    Math.max(10, Math.min(1_000, options.headerTimeoutMs)),
   );
   sweep.unref();
 
