@@ -363,10 +363,11 @@ class Pool implements OriginClient {
   }
 
   private take(request: OriginRequest): OriginConnection | undefined {
-    const waiting = this.idle.get(keyOf(request));
+    const key = keyOf(request);
+    const waiting = this.idle.get(key);
     // The most recently used first: the likeliest to be still open at the server.
     const connection = waiting?.pop();
-    if (waiting !== undefined && waiting.length === 0) this.idle.delete(keyOf(request));
+    if (waiting !== undefined && waiting.length === 0) this.idle.delete(key);
     return connection;
   }
 

@@ -29,13 +29,6 @@ export function describeUpstreamFailure(err: unknown, destination: string, viaPa
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
   switch (code) {
-    // undici's names for the same failures (the forwarder's HTTP client).
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return { status: 504, reason: `${server} did not answer in time.` };
-    case 'UND_ERR_SOCKET':
-      return { status: 502, reason: `${server} closed the connection unexpectedly (connection reset).` };
     case 'ECONNREFUSED':
       return { status: 502, reason: `${server} refused the connection.` };
     case 'ECONNRESET':

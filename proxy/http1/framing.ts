@@ -4,7 +4,7 @@
 // refused rather than guessed at: the origin might guess differently, and the
 // bytes it reads as a second request would then never have been checked.
 import type { Writable } from 'node:stream';
-import { fieldTokens, fieldValues, type HeaderFields, type RequestHead, type ResponseHead } from './head.js';
+import { fieldValues, tokensOf, trimOptionalWhitespace, type HeaderFields, type RequestHead, type ResponseHead } from './head.js';
 
 export type BodyFraming =
   | { kind: 'none' }
@@ -28,7 +28,7 @@ function contentLength(fields: HeaderFields): number | 'absent' | 'invalid' {
   let length: number | undefined;
   for (const value of values) {
     for (const part of value.split(',')) {
-      const digits = part.trim();
+      const digits = trimOptionalWhitespace(part, 0);
       if (!CONTENT_LENGTH.test(digits)) return 'invalid';
       const n = Number(digits);
       if (length !== undefined && n !== length) return 'invalid';
@@ -39,9 +39,10 @@ function contentLength(fields: HeaderFields): number | 'absent' | 'invalid' {
 }
 
 export function requestFraming(head: RequestHead): FramingResult {
-  const codings = fieldTokens(head, 'transfer-encoding');
+  const transferEncoding = fieldValues(head, 'transfer-encoding');
   const length = contentLength(head);
-  if (fieldValues(head, 'transfer-encoding').length > 0) {
+  if (transferEncoding.length > 0) {
+    const codings = tokensOf(transferEncoding);
     if (head.minorVersion === 0) return { ok: false, status: 400, reason: 'an HTTP/1.0 request cannot use Transfer-Encoding' };
     if (length !== 'absent') return { ok: false, status: 400, reason: 'the request has both Transfer-Encoding and Content-Length' };
     if (codings.length !== 1 || codings[0] !== 'chunked') {
@@ -59,9 +60,10 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Fram
   if (requestMethod === 'HEAD' || head.status < 200 || head.status === 204 || head.status === 304) {
     return { ok: true, framing: NO_BODY };
   }
-  if (fieldValues(head, 'transfer-encoding').length > 0) {
+  const transferEncoding = fieldValues(head, 'transfer-encoding');
+  if (transferEncoding.length > 0) {
     // Other codings would have to be passed on, hop-by-hop header and all, undecoded; servers do not send them.
-    const codings = fieldTokens(head, 'transfer-encoding');
+    const codings = tokensOf(transferEncoding);
     if (head.minorVersion === 1 && codings.length === 1 && codings[0] === 'chunked') return { ok: true, framing: CHUNKED };
     return { ok: false, status: 502, reason: `the response's Transfer-Encoding "${codings.join(', ')}" cannot be relayed` };
   }
@@ -118,10 +120,6 @@ export class ChunkedDecoder {
   private digits = 0;
   private lineBytes = 0;
   private trailerBytes = 0;
-
-  get done(): boolean {
-    return this.state === State.Done;
-  }
 
   /**
    * Reads chunk[start..], handing each run of body bytes to onData. Returns the

@@ -86,7 +86,7 @@ function lowerCase(name: string): string {
 }
 
 /** line[from..] without the spaces and tabs around it (not String.trim(): 0xA0 is obs-text here). */
-function trimOptionalWhitespace(line: string, from: number): string {
+export function trimOptionalWhitespace(line: string, from: number): string {
   let start = from;
   let end = line.length;
   while (start < end && (line.charCodeAt(start) === 0x20 || line.charCodeAt(start) === 0x09)) start++;
@@ -168,8 +168,13 @@ export function fieldValue(fields: HeaderFields, lowerName: string): string | un
 
 /** The comma-separated tokens of every value of the named header, trimmed and in lower case. */
 export function fieldTokens(fields: HeaderFields, lowerName: string): string[] {
+  return tokensOf(fieldValues(fields, lowerName));
+}
+
+/** The comma-separated tokens of `values`, trimmed and in lower case. */
+export function tokensOf(values: readonly string[]): string[] {
   const tokens: string[] = [];
-  for (const value of fieldValues(fields, lowerName)) {
+  for (const value of values) {
     for (const token of value.split(',')) {
       const trimmed = trimOptionalWhitespace(token, 0).toLowerCase();
       if (trimmed !== '') tokens.push(trimmed);

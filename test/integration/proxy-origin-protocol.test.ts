@@ -19,7 +19,8 @@ interface ScriptedOrigin {
 }
 
 /** What the origin writes for a request path, and whether it then closes the connection. */
-type Script = (path: string) => { bytes: string; close?: boolean };
+/** `nth`: which request this is on its connection, from 1. `drop`: close at once, answering nothing. */
+type Script = (path: string, nth: number) => { bytes: string; close?: boolean; drop?: boolean };
 
 function startScriptedOrigin(script: Script): Promise<ScriptedOrigin> {
   const sockets = new Set<net.Socket>();
@@ -30,6 +31,7 @@ function startScriptedOrigin(script: Script): Promise<ScriptedOrigin> {
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     let buffered = '';
+    let nth = 0;
     socket.on('data', (chunk: Buffer) => {
       buffered += chunk.toString('latin1');
       for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
@@ -38,7 +40,8 @@ function startScriptedOrigin(script: Script): Promise<ScriptedOrigin> {
         const length = /\r\ncontent-length: (\d+)/i.exec(head);
         if (length) buffered = buffered.slice(Number(length[1]));
         origin.heads.push(head);
-        const answer = script(head.split(' ')[1]);
+        const answer = script(head.split(' ')[1], ++nth);
+        if (answer.drop) return void socket.destroy();
         if (answer.close) socket.end(answer.bytes, 'latin1');
         else socket.write(answer.bytes, 'latin1');
       }
@@ -62,8 +65,11 @@ describe('the proxy as an HTTP client of web servers', () => {
   let base: string;
 
   beforeAll(async () => {
-    origin = await startScriptedOrigin((path) => {
+    origin = await startScriptedOrigin((path, nth) => {
       switch (path) {
+        case '/stale':
+          // A kept-alive connection the server has given up on just as the proxy reuses it.
+          return nth > 1 ? { bytes: '', drop: true } : { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh' };
         case '/chunked-with-trailers':
           return { bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Checksum: 1\r\n\r\n' };
         case '/chunked-and-length':
@@ -137,7 +143,7 @@ describe('the proxy as an HTTP client of web servers', () => {
     expect(res.body).toContain('sent a response that is not valid HTTP');
   });
 
-  it('reuses a kept-alive connection, and retries on a new one when the server has closed it', async () => {
+  it('reuses a kept-alive connection, and does not reuse one the server closed or sent garbage on', async () => {
     await requestViaProxy(proxy.port, `${base}/a`);
     const before = origin.connections;
     expect((await requestViaProxy(proxy.port, `${base}/b`)).body).toBe('default');
@@ -149,6 +155,16 @@ describe('the proxy as an HTTP client of web servers', () => {
     // Garbage after a response: that connection is not used again, and the next request is unharmed.
     expect((await requestViaProxy(proxy.port, `${base}/extra-bytes`)).body).toBe('ok');
     expect((await requestViaProxy(proxy.port, `${base}/d`)).body).toBe('default');
+  });
+
+  it('sends a request again on a new connection when the kept-alive one it reused is closed unanswered', async () => {
+    await requestViaProxy(proxy.port, `${base}/warm`);
+    const before = origin.connections;
+    const res = await requestViaProxy(proxy.port, `${base}/stale`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('fresh');
+    expect(origin.connections).toBe(before + 1);
+    expect(origin.heads.slice(-2).map((h) => h.split('\r\n')[0])).toEqual(['GET /stale HTTP/1.1', 'GET /stale HTTP/1.1']);
   });
 
   it('sends the request head as a proxy should: origin form, Host from the target, Via, no hop-by-hop fields', async () => {

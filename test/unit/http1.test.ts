@@ -83,6 +83,7 @@ describe('request body framing', () => {
     ['a Content-Length that is not a number', 'Content-Length: 5a\r\n', 400],
     ['a signed Content-Length', 'Content-Length: +5\r\n', 400],
     ['a huge Content-Length', 'Content-Length: 1234567890123456\r\n', 400],
+    ['a Content-Length padded with a no-break space', 'Content-Length: \xa05\r\n', 400],
     ['chunked that is not last', 'Transfer-Encoding: chunked, gzip\r\n', 501],
     ['chunked twice', 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', 501],
     ['an unknown coding', 'Transfer-Encoding: xchunked\r\n', 501],
