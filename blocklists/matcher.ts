@@ -19,20 +19,23 @@ const MAX_VALUE = 0xffffff;
 /** Each host's bytes are preceded by [length, value (24 bits, little-endian)]. */
 const HEADER_BYTES = 4;
 /**
- * Slots per host when a build sizes the table: every insert first looks its
- * host up, scanning from its slot to the next empty one, which is short at
- * this load.
- */
-const SIZING_LOAD = 0.5;
-/** Past this load the table grows (during a build only). */
-const MAX_LOAD = 0.75;
-/**
- * A finished table is rehashed down to this load: it is held for as long as
- * the lists are in service, and at 5 million domains the slots at the build's
- * load take 35 MiB more. Lookups scan a little further (most misses end in
- * the presence filter before reaching the slots).
+ * The load a table is sized for from the expected host count, and the load
+ * it is held at in service. A build goes straight to it rather than filling a
+ * roomier table and rehashing down: at 5 million domains that rehash, and the
+ * first touch of the roomier table's pages, took half a second. Inserts scan
+ * a little further from their slot; with their slots read ahead in batches
+ * (internAll) that costs little.
  */
 const FINISHED_LOAD = 0.75;
+/** Past this load the table doubles (during a build only, when there are more hosts than expected). */
+const MAX_LOAD = 0.8;
+/**
+ * A finished table is rehashed down to FINISHED_LOAD only when that saves at
+ * least this share of its slots: a build that had to grow (or that expected
+ * far more hosts) ends with slots to spare, held for as long as the lists are
+ * in service.
+ */
+const WORTHWHILE_SHRINK = 0.2;
 const MIN_SLOTS = 1024;
 /** A host with listed subdomains also interns its parents as markers; this allows for them when sizing. */
 const MARKERS_PER_HOST = 0.25;
@@ -71,7 +74,7 @@ function homeSlot(hash: number, slotCount: number): number {
 }
 
 function slotCountFor(hosts: number): number {
-  return Math.max(MIN_SLOTS, Math.ceil(hosts / SIZING_LOAD));
+  return Math.max(MIN_SLOTS, Math.ceil(hosts / FINISHED_LOAD));
 }
 
 /**
@@ -116,6 +119,10 @@ class HostTable {
   private hostCount = 0;
   /** Build time only: the offset of each host's parent domain (0 for a top-level label), by insertion order. */
   private parentOffsets: Int32Array | undefined;
+  /** Build time only: the suffixes of the hosts being interned (see internAll). */
+  private suffixHashes = new Int32Array(1024);
+  private suffixStarts = new Int32Array(1024);
+  private touchSink = 0;
 
   /**
    * Sized for `expectedHosts` up front when the caller knows it: each growth
@@ -238,26 +245,96 @@ class HostTable {
 
   /** Adds `host` and its parent domains where absent; returns the offset of host's entry. */
   intern(host: string): number {
+    const offsets = new Int32Array(1);
+    this.internAll([host], 1, offsets);
+    return offsets[0];
+  }
+
+  /**
+   * Interns hosts[0..count) in order, as intern() does each, and writes the
+   * offset of each one's entry to offsets[k]. A batch is quicker than one
+   * host at a time: at millions of hosts each new host's slot is a read from
+   * main memory (hundreds of nanoseconds here), and JavaScript cannot
+   * prefetch. So the batch's slots are first read in a loop that does nothing
+   * else, which lets the CPU have many of those reads in flight at once; the
+   * interns then find their slots in cache.
+   */
+  internAll(hosts: readonly string[], count: number, offsets: Int32Array): void {
     if (this.parentOffsets === undefined) throw new Error('host table is finished');
-    const end = host.length;
-    let state = FNV_OFFSET;
-    let offset = 0;
-    let parentSlot = -1;
-    for (let i = end - 1; ; i--) {
-      let c = 0;
-      while (i >= 0 && (c = host.charCodeAt(i)) !== DOT) {
-        state = Math.imul(state ^ c, FNV_PRIME);
-        i--;
+    const suffixCount = this.hashSuffixes(hosts, count);
+    this.touchHomeSlots(suffixCount);
+    const hashes = this.suffixHashes;
+    const starts = this.suffixStarts;
+    let at = 0;
+    for (let k = 0; k < count; k++) {
+      const host = hosts[k];
+      let offset = 0;
+      let parentSlot = -1;
+      for (;;) {
+        const start = starts[at];
+        const hash = hashes[at];
+        at++;
+        if (parentSlot !== -1) this.slots[2 * parentSlot] |= HAS_SUBDOMAINS;
+        let slot = this.find(host, start, hash);
+        if (slot < 0) slot = this.insert(host, start, hash, offset);
+        offset = this.slots[2 * slot + 1];
+        if (start === 0) break;
+        parentSlot = slot;
       }
-      const hash = finishHash(state);
-      if (parentSlot !== -1) this.slots[2 * parentSlot] |= HAS_SUBDOMAINS;
-      let slot = this.find(host, i + 1, hash);
-      if (slot < 0) slot = this.insert(host, i + 1, hash, offset);
-      offset = this.slots[2 * slot + 1];
-      if (i < 0) return offset;
-      parentSlot = slot;
-      state = Math.imul(state ^ DOT, FNV_PRIME);
+      offsets[k] = offset;
     }
+  }
+
+  /**
+   * Fills suffixHashes and suffixStarts with every suffix of each host (on
+   * label boundaries), shortest first, as a lookup walks them; returns how
+   * many there are. A suffix's hash is the one deepestValue computes for it.
+   */
+  private hashSuffixes(hosts: readonly string[], count: number): number {
+    let n = 0;
+    for (let k = 0; k < count; k++) {
+      const host = hosts[k];
+      // A host has at most one suffix per two characters, plus one.
+      if (n + (host.length >> 1) + 1 > this.suffixHashes.length) this.growSuffixScratch(n + host.length);
+      const hashes = this.suffixHashes;
+      const starts = this.suffixStarts;
+      let state = FNV_OFFSET;
+      for (let i = host.length - 1; ; i--) {
+        let c = 0;
+        while (i >= 0 && (c = host.charCodeAt(i)) !== DOT) {
+          state = Math.imul(state ^ c, FNV_PRIME);
+          i--;
+        }
+        hashes[n] = finishHash(state);
+        starts[n] = i + 1;
+        n++;
+        if (i < 0) break;
+        state = Math.imul(state ^ DOT, FNV_PRIME);
+      }
+    }
+    return n;
+  }
+
+  /** Makes room for `needed` suffixes, keeping those already hashed. */
+  private growSuffixScratch(needed: number): void {
+    const length = Math.max(needed, this.suffixHashes.length * 2);
+    const hashes = new Int32Array(length);
+    const starts = new Int32Array(length);
+    hashes.set(this.suffixHashes);
+    starts.set(this.suffixStarts);
+    this.suffixHashes = hashes;
+    this.suffixStarts = starts;
+  }
+
+  /** Reads the home slot of each hashed suffix; the reads are independent of each other, so they overlap. */
+  private touchHomeSlots(suffixCount: number): void {
+    const slots = this.slots;
+    const slotCount = this.slotCount;
+    const hashes = this.suffixHashes;
+    let sink = 0;
+    for (let k = 0; k < suffixCount; k++) sink ^= slots[2 * homeSlot(hashes[k], slotCount) + 1];
+    // Kept so that the compiler cannot drop the reads as unused.
+    this.touchSink ^= sink;
   }
 
   /**
@@ -277,19 +354,24 @@ class HostTable {
       offset += HEADER_BYTES + bytes[offset];
     }
     this.parentOffsets = undefined;
-    this.bytes = bytes.slice(0, this.byteLength);
+    this.suffixHashes = this.suffixStarts = new Int32Array(0);
+    // The buffer was sized from an estimate. Its tail past the text was never
+    // written, so it is address space, not memory; copying the text into a
+    // buffer of the exact size would cost a first touch of every page again
+    // (a quarter of a second at 5 million domains here) for nothing.
+    this.bytes = bytes.subarray(0, this.byteLength);
     this.compactSlots();
     this.buildFilter();
   }
 
   /**
-   * Rehashes into FINISHED_LOAD's slot count. Home slots follow the hash's top
-   * bits in both tables, so reading the old one in order writes the new one
-   * almost in order too.
+   * Rehashes into FINISHED_LOAD's slot count when that is worth it. Home slots
+   * follow the hash's top bits in both tables, so reading the old one in order
+   * writes the new one almost in order too.
    */
   private compactSlots(): void {
-    const slotCount = Math.max(MIN_SLOTS, Math.ceil(this.hostCount / FINISHED_LOAD));
-    if (slotCount < this.slotCount) this.rehash(slotCount);
+    const slotCount = slotCountFor(this.hostCount);
+    if (slotCount < this.slotCount * (1 - WORTHWHILE_SHRINK)) this.rehash(slotCount);
   }
 
   private buildFilter(): void {
@@ -467,10 +549,17 @@ export interface MatcherParts {
   urlCount: number;
 }
 
+/** Domain entries interned together (HostTable.internAll). */
+const DOMAIN_BATCH = 256;
+
 export class MatcherBuilder {
   private readonly domains: HostTable;
   private readonly sets = new CategorySets();
   private domainEntries = 0;
+  /** Domain entries waiting for their batch, and their categories. */
+  private readonly pendingHosts: string[] = [];
+  private readonly pendingCategories = new Int32Array(DOMAIN_BATCH);
+  private readonly pendingOffsets = new Int32Array(DOMAIN_BATCH);
   /** host → path → category-set id */
   private readonly urlRules = new Map<string, Map<string, number>>();
   private urlEntries = 0;
@@ -501,6 +590,7 @@ export class MatcherBuilder {
   build(): CompiledMatcher {
     if (this.built) throw new Error('MatcherBuilder.build() called twice');
     this.built = true;
+    this.internPendingDomains();
     // A host is covered by its own entry and by every parent domain's.
     this.domains.finish((inherited, own) => this.sets.union(inherited, own));
     const { table: urls, lists } = this.compileUrlRules();
@@ -509,10 +599,22 @@ export class MatcherBuilder {
 
   private addDomain(host: string, categoryId: number): void {
     if (normaliseHost(host) !== host) throw new Error(`domain entry is not a normalised host: ${JSON.stringify(host)}`);
-    const offset = this.domains.intern(host);
-    const setId = this.domains.valueAt(offset);
-    if (setId === 0) this.domainEntries++;
-    this.domains.setValue(offset, this.sets.withCategory(setId, categoryId));
+    this.pendingCategories[this.pendingHosts.length] = categoryId;
+    this.pendingHosts.push(host);
+    if (this.pendingHosts.length === DOMAIN_BATCH) this.internPendingDomains();
+  }
+
+  /** Interns the waiting domain entries and adds each one's category to its host's set, in the order they came. */
+  private internPendingDomains(): void {
+    const hosts = this.pendingHosts;
+    this.domains.internAll(hosts, hosts.length, this.pendingOffsets);
+    for (let k = 0; k < hosts.length; k++) {
+      const offset = this.pendingOffsets[k];
+      const setId = this.domains.valueAt(offset);
+      if (setId === 0) this.domainEntries++;
+      this.domains.setValue(offset, this.sets.withCategory(setId, this.pendingCategories[k]));
+    }
+    hosts.length = 0;
   }
 
   private addUrl(value: string, categoryId: number): void {

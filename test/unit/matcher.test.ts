@@ -203,6 +203,20 @@ describe('MatcherBuilder: bad input', () => {
     }
   });
 
+  it('gives the same answers for batches of hosts with dozens of labels each', () => {
+    // 600 entries fill the builder's batches twice over, and each batch's 40-label hosts outgrow its first room for suffixes many times.
+    const entries = Array.from({ length: 600 }, (_, k) =>
+      domain(`${Array.from({ length: 40 }, (_, j) => `l${(k * 7 + j) % 13}`).join('.')}.site${k % 50}.test`, 1 + (k % 5)),
+    );
+    const compiled = compile(entries);
+    const reference = naive(entries);
+    expect(compiled.domainCount).toBe(reference.domainCount);
+    for (const { value } of entries) {
+      for (const host of [value, `www.${value}`, value.slice(value.indexOf('.') + 1)]) expectAgreement(compiled, reference, host, '/');
+    }
+    expect(compiled.matchHost(entries[599].value)).toEqual([5]);
+  });
+
   it('is used once', () => {
     const builder = new MatcherBuilder();
     builder.add('domain', 'example.com', 1);
