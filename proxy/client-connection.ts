@@ -11,6 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import type net from 'node:net';
 import { ChunkedCodingError, ChunkedDecoder, LAST_CHUNK, requestFraming, writeChunk, type BodyFraming } from './http1/framing.js';
 import { fieldTokens, fieldValue, findHeadEnd, hasBareLineFeed, parseRequestHead, type RequestHead } from './http1/head.js';
+import { PAGE_HEADERS } from './pages.js';
 
 /** How a response body reaches the client: as the server framed it, or of a length not known ahead. */
 export type ResponseBody = 'none' | 'length' | 'unknown';
@@ -479,7 +480,7 @@ export class ClientConnection {
     this.state = State.Closed;
     this.buffer = null;
     const body = this.options.errorPage(title, explanation);
-    const head = wholeResponseHead(status, 'Content-Type: text/html; charset=utf-8\r\n', Buffer.byteLength(body, 'utf8'), false);
+    const head = wholeResponseHead(status, PAGE_HEADERS, Buffer.byteLength(body, 'utf8'), false);
     this.socket.end(head + body, 'utf8');
   }
 

@@ -89,7 +89,8 @@ export function proxyAuthRequiredPage(reason: 'required' | 'invalid'): string {
     : errorPage('Sign-in failed', 'The username or password was not accepted. Please try again.');
 }
 
-const PAGE_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n';
+/** The header lines every page of the proxy's own goes out with: not cached, not sniffed as anything but HTML. */
+export const PAGE_HEADERS = 'Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n';
 
 /** Sends a complete HTML page; `headerLines` (each ending in CRLF) go with it. Returns the body's length in bytes. */
 export function sendHtml(exchange: ClientExchange, status: number, html: string, headerLines = ''): number {

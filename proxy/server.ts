@@ -118,6 +118,12 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       const { socket, head } = exchange.takeSocket();
       tunnels.add(socket);
       socket.once('close', () => tunnels.delete(socket));
+      // Once our side has ended (a refusal sent, or the tunnel's server gone), a client
+      // that keeps its side open is cut after the header timeout instead of held for ever.
+      socket.once('finish', () => {
+        const linger = setTimeout(() => socket.destroy(), config.headerTimeoutMs).unref();
+        socket.once('close', () => clearTimeout(linger));
+      });
       socket.on('error', (err) => log.debug({ err }, 'CONNECT client socket error'));
       handleConnect(exchange, socket, head).catch((err: unknown) => {
         log.error({ err }, 'CONNECT handling failed');
@@ -186,7 +192,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           adminBaseUrl,
         }),
       );
-      log.info({ reqId: id, clientIp, host: target.host, blockRef }, 'blocked');
+      // The access log has every block; the operational log repeats them only when asked to.
+      log.debug({ reqId: id, clientIp, host: target.host, blockRef }, 'blocked');
       event.status = 403;
       event.bytesOut = bytesOut;
       event.blockRef = blockRef;

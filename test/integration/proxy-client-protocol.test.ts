@@ -135,6 +135,9 @@ describe('what the proxy reads from clients', () => {
   it('refuses a head whose lines end in a bare LF without waiting for more', async () => {
     const reply = await rawExchange(proxy.port, `GET ${base}/ HTTP/1.1\nHost: origin.test\n\n`, 2_000);
     expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+    // The refusal is one of the proxy's own pages, sent as they all are.
+    expect(reply).toContain('\r\nCache-Control: no-store\r\n');
+    expect(reply).toContain('\r\nX-Content-Type-Options: nosniff\r\n');
   });
 
   it('cuts the connection on a chunked request body that is not valid', async () => {

@@ -1,4 +1,5 @@
 // CONNECT tunnels: end-to-end TLS, the server-name check, ports, errors.
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/global-postgres.js';
 import { hostMapPolicy } from '../support/host-map-policy.js';
@@ -69,6 +70,33 @@ describe('CONNECT tunnels', () => {
     expect(event.status).toBe(403);
     expect(event.blockRef).toMatch(/^[0-9A-Z]{10}$/);
     expect(tunnel.body).toContain(event.blockRef);
+  });
+
+  it('cuts a refused client that keeps its side open, after the header timeout', async () => {
+    // allowHalfOpen: this client does not close when the proxy does, as some do not.
+    const socket = net.connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true });
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    socket.on('error', () => undefined); // the reset that proves the proxy let go
+    let received = '';
+    const ended = new Promise<number>((resolve) => socket.once('end', () => resolve(Date.now())));
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(`CONNECT blocked.test:${origin.port} HTTP/1.1\r\nHost: blocked.test:${origin.port}\r\n\r\n`);
+    const endedAt = await ended;
+    expect(received).toMatch(/^HTTP\/1\.1 403 /);
+    // A write to a socket the proxy has let go of is answered with a reset, which the write after it meets.
+    const writeTwice = async (): Promise<void> => {
+      socket.write('one');
+      await new Promise((r) => setTimeout(r, 100));
+      socket.write('two');
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    await writeTwice();
+    expect(socket.destroyed).toBe(false); // still held just after the refusal
+    await new Promise((r) => setTimeout(r, 900 - (Date.now() - endedAt))); // the header timeout is 500 ms
+    await writeTwice();
+    const gaveUp = new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 3_000));
+    const closedAt = await Promise.race([closed, gaveUp]);
+    expect(closedAt - endedAt, 'the proxy still held the refused connection 3 s after ending it').toBeLessThan(3_000);
   });
 
   it('closes a tunnel whose TLS server name is blocked though the CONNECT host is allowed', async () => {
