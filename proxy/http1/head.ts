@@ -115,39 +115,37 @@ function parseFields(lines: string[], clean: boolean, into: HeaderFields): strin
 
 /** Parses the request head in buffer[start, end), `end` being what findHeadEnd returned. */
 export function parseRequestHead(buffer: Buffer, start: number, end: number): HeadParse<RequestHead> {
-  const split = splitLines(buffer, start, end);
-  if (split === undefined) return failure('a line of the request does not end in CRLF');
-  const lines = split.lines;
-  const requestLine = REQUEST_LINE.exec(lines[0]);
-  if (requestLine === null) return failure('the request line is not "METHOD target HTTP/1.x"');
-  const head: RequestHead = {
-    method: requestLine[1],
-    target: requestLine[2],
-    minorVersion: requestLine[3] === '1' ? 1 : 0,
-    names: [],
-    lowerNames: [],
-    values: [],
-  };
-  const bad = parseFields(lines, split.clean, head);
-  return bad === undefined ? { ok: true, head } : failure(bad);
+  return parseHead(buffer, start, end, 'request', readRequestLine);
 }
 
 /** Parses the response head in buffer[start, end), `end` being what findHeadEnd returned. */
 export function parseResponseHead(buffer: Buffer, start: number, end: number): HeadParse<ResponseHead> {
+  return parseHead(buffer, start, end, 'response', readStatusLine);
+}
+
+/** A head with no fields yet, from its first line; or why that line is not one. */
+type StartLineReader<H extends HeaderFields> = (line: string) => H | string;
+
+function readRequestLine(line: string): RequestHead | string {
+  const match = REQUEST_LINE.exec(line);
+  if (match === null) return 'the request line is not "METHOD target HTTP/1.x"';
+  return { method: match[1], target: match[2], minorVersion: match[3] === '1' ? 1 : 0, names: [], lowerNames: [], values: [] };
+}
+
+function readStatusLine(line: string): ResponseHead | string {
+  const match = STATUS_LINE.exec(line);
+  if (match === null) return 'the status line is not "HTTP/1.x status reason"';
+  return { status: Number(match[2]), reason: match[3] ?? '', minorVersion: match[1] === '1' ? 1 : 0, names: [], lowerNames: [], values: [] };
+}
+
+function parseHead<H extends HeaderFields>(
+  buffer: Buffer, start: number, end: number, what: 'request' | 'response', readStartLine: StartLineReader<H>,
+): HeadParse<H> {
   const split = splitLines(buffer, start, end);
-  if (split === undefined) return failure('a line of the response does not end in CRLF');
-  const lines = split.lines;
-  const statusLine = STATUS_LINE.exec(lines[0]);
-  if (statusLine === null) return failure('the status line is not "HTTP/1.x status reason"');
-  const head: ResponseHead = {
-    status: Number(statusLine[2]),
-    reason: statusLine[3] ?? '',
-    minorVersion: statusLine[1] === '1' ? 1 : 0,
-    names: [],
-    lowerNames: [],
-    values: [],
-  };
-  const bad = parseFields(lines, split.clean, head);
+  if (split === undefined) return failure(`a line of the ${what} does not end in CRLF`);
+  const head = readStartLine(split.lines[0]);
+  if (typeof head === 'string') return failure(head);
+  const bad = parseFields(split.lines, split.clean, head);
   return bad === undefined ? { ok: true, head } : failure(bad);
 }
 
