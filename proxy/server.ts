@@ -259,7 +259,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
     if (decision.action === 'block') {
       const blockRef = newBlockRef();
-      reqLog.info({ host: target.host, blockRef }, 'blocked');
+      reqLog.debug({ host: target.host, blockRef }, 'blocked'); // the access log has every block
       refuse(403, `${target.host} is blocked: ${decision.rule}. Reference ${blockRef}.`, blockRef);
       return;
     }
