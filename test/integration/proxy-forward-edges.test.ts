@@ -5,12 +5,22 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMapPolicy } from '../support/host-map-policy.js';
 import { rawExchange, requestViaProxy, startProxy, testConfig, type RunningProxy } from '../support/proxy-harness.js';
 
 const LARGE = Buffer.alloc(6 * 1024 * 1024, 'abcdefghijklmnopqrstuvwxyz');
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** Takes each chunk of `stream`, then pauses it a moment, so that whoever writes to it is held back. */
+function readInFitsAndStarts(stream: Readable, take: (chunk: Buffer) => void): void {
+  stream.on('data', (chunk: Buffer) => {
+    take(chunk);
+    stream.pause();
+    setTimeout(() => stream.resume(), 1);
+  });
+}
 
 describe('plain HTTP forwarding: framing edge cases', () => {
   let origin: http.Server;
@@ -95,12 +105,8 @@ describe('plain HTTP forwarding: framing edge cases', () => {
     const received = await new Promise<Buffer>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: proxy.port, path: `${base}/large`, agent: false }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => {
-          chunks.push(chunk);
-          // Reading in fits and starts makes the proxy's writes back up and pause the origin.
-          res.pause();
-          setTimeout(() => res.resume(), 1);
-        });
+        // Reading in fits and starts makes the proxy's writes back up and pause the origin.
+        readInFitsAndStarts(res, (chunk) => chunks.push(chunk));
         res.on('end', () => resolve(Buffer.concat(chunks)));
         res.on('error', reject);
       });
@@ -152,11 +158,9 @@ describe('plain HTTP forwarding: bodies under pressure', () => {
         const hash = createHash('sha256');
         let bytes = 0;
         let aborted = false;
-        req.on('data', (chunk: Buffer) => {
+        readInFitsAndStarts(req, (chunk) => {
           hash.update(chunk);
           bytes += chunk.length;
-          req.pause();
-          setTimeout(() => req.resume(), 1);
         });
         req.on('aborted', () => (aborted = true));
         req.on('close', () => {
