@@ -53,6 +53,8 @@ export interface OriginClient {
 const IDLE_KEEP_MS = 4_000;
 const MAX_IDLE_PER_DESTINATION = 256;
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+/** Methods a repeat of which does what one does (RFC 9110 §9.2.2): only these are sent again. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 function protocolError(message: string, code = 'HPE_INVALID_RESPONSE'): Error {
   return Object.assign(new Error(message), { code });
@@ -255,8 +257,11 @@ class Exchange implements OriginExchange {
   connectionFailed(err: Error): void {
     if (this.phase === Phase.Done) return;
     // A kept-alive connection the server closed as we reused it: try once more on a new one,
-    // when nothing was answered and there is no body that may already have gone.
-    if (this.connection.reused && !this.responseBytes && this.request.body.kind === 'none' && this.attempts === 1) {
+    // when nothing was answered and there is no body that may already have gone. A proxy
+    // must not retry a request that is not idempotent (RFC 9110 §9.2.2), nor one the
+    // server took and then sat on (a timeout is not a stale connection).
+    const staleConnection = this.connection.reused && !this.responseBytes && !(err instanceof UpstreamTimeoutError);
+    if (staleConnection && IDEMPOTENT.has(this.request.method) && this.request.body.kind === 'none' && this.attempts === 1) {
       this.connection.discard();
       this.start(this.client.connect(this.request));
       return;

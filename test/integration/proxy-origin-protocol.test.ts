@@ -70,6 +70,9 @@ describe('the proxy as an HTTP client of web servers', () => {
         case '/stale':
           // A kept-alive connection the server has given up on just as the proxy reuses it.
           return nth > 1 ? { bytes: '', drop: true } : { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh' };
+        case '/silent-second':
+          // Takes the second request on a kept-alive connection and never answers it.
+          return nth > 1 ? { bytes: '' } : { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst' };
         case '/chunked-with-trailers':
           return { bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Checksum: 1\r\n\r\n' };
         case '/chunked-and-length':
@@ -165,6 +168,28 @@ describe('the proxy as an HTTP client of web servers', () => {
     expect(res.body).toBe('fresh');
     expect(origin.connections).toBe(before + 1);
     expect(origin.heads.slice(-2).map((h) => h.split('\r\n')[0])).toEqual(['GET /stale HTTP/1.1', 'GET /stale HTTP/1.1']);
+  });
+
+  it('does not send a POST again when the kept-alive connection it went on is closed unanswered', async () => {
+    await requestViaProxy(proxy.port, `${base}/warm`);
+    const before = origin.heads.length;
+    const res = await requestViaProxy(proxy.port, `${base}/stale`, { method: 'POST' });
+    expect(res.status).toBe(502);
+    // The server may have acted on it: a proxy must not repeat a request that is not idempotent.
+    expect(origin.heads.slice(before).map((h) => h.split('\r\n')[0])).toEqual(['POST /stale HTTP/1.1']);
+  });
+
+  it('does not send a request again when the server took it on a reused connection and then never answered', async () => {
+    const patient = await startProxy(hostMapPolicy({}), testConfig({ upstreamTimeoutMs: 300 }));
+    try {
+      expect((await requestViaProxy(patient.port, `${base}/silent-second`)).body).toBe('first');
+      const before = origin.heads.length;
+      const res = await requestViaProxy(patient.port, `${base}/silent-second`);
+      expect(res.status).toBe(504);
+      expect(origin.heads.length - before).toBe(1);
+    } finally {
+      await patient.close();
+    }
   });
 
   it('sends the request head as a proxy should: origin form, Host from the target, Via, no hop-by-hop fields', async () => {
