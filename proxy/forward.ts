@@ -56,8 +56,7 @@ function appendVia(fields: HeaderFields, httpVersion: string): string {
 }
 
 /** The request head for the server (origin form) or the parent proxy (absolute form). */
-function requestHead(request: RequestHead, target: HttpTarget, route: ForwardRoute, body: BodyFraming): string {
-  const authority = formatAuthority(target.host, target.port, 80);
+function requestHead(request: RequestHead, target: HttpTarget, authority: string, route: ForwardRoute, body: BodyFraming): string {
   const path = route.kind === 'parent' ? `http://${authority}${target.path}` : target.path;
   let head = `${request.method} ${path} HTTP/1.1\r\nHost: ${authority}\r\n`;
   const named = fieldTokens(request, 'connection');
@@ -116,7 +115,7 @@ export function createForwarder(options: { upstreamTimeoutMs: number; log: Logge
       if (exchange.aborted) return settle(); // gone while the request was being decided
       const endpoint = route.kind === 'parent' ? parentEndpoint(route.parent) : { host: route.address, port: target.port };
       const origin = client.send(
-        { host: endpoint.host, port: endpoint.port, method: exchange.head.method, head: requestHead(exchange.head, target, route, body), body },
+        { host: endpoint.host, port: endpoint.port, method: exchange.head.method, head: requestHead(exchange.head, target, authority, route, body), body },
         {
           onHead(head, framing) {
             exchange.startResponse(head.status, head.reason, responseHeaderLines(head, framing), clientBody(framing));

@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { ChunkedCodingError, ChunkedDecoder, LAST_CHUNK, responseFraming, writeChunk, type BodyFraming } from './http1/framing.js';
 import { fieldTokens, fieldValue, findHeadEnd, hasBareLineFeed, parseResponseHead, type ResponseHead } from './http1/head.js';
-import { UpstreamTimeoutError } from './upstream-error.js';
+import { InvalidResponseError, UpstreamTimeoutError } from './upstream-error.js';
 
 export interface OriginRequest {
   /** Where to connect: the checked address of the web server, or the parent proxy. */
@@ -55,10 +55,6 @@ const MAX_IDLE_PER_DESTINATION = 256;
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 /** Methods a repeat of which does what one does (RFC 9110 §9.2.2): only these are sent again. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-function protocolError(message: string, code = 'HPE_INVALID_RESPONSE'): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 function closedEarly(): Error {
   return Object.assign(new Error('the server closed the connection before the response was complete'), { code: 'ECONNRESET' });
@@ -153,21 +149,21 @@ class Exchange implements OriginExchange {
     for (;;) {
       const end = findHeadEnd(buffer, start);
       if (end === -1) {
-        if (buffer.length - start > MAX_RESPONSE_HEAD_BYTES) return this.fail(protocolError('the response head is too large', 'HPE_HEADER_OVERFLOW'));
-        if (hasBareLineFeed(buffer, start)) return this.fail(protocolError('a line of the response does not end in CRLF'));
+        if (buffer.length - start > MAX_RESPONSE_HEAD_BYTES) return this.fail(new InvalidResponseError('the response head is too large'));
+        if (hasBareLineFeed(buffer, start)) return this.fail(new InvalidResponseError('a line of the response does not end in CRLF'));
         this.pending = start === buffer.length ? null : buffer.subarray(start);
         return;
       }
       const parsed = parseResponseHead(buffer, start, end);
-      if (!parsed.ok) return this.fail(protocolError(`the response is not valid HTTP: ${parsed.reason}`));
+      if (!parsed.ok) return this.fail(new InvalidResponseError(`the response is not valid HTTP: ${parsed.reason}`));
       const head = parsed.head;
-      if (head.status === 101) return this.fail(protocolError('the server switched protocols unasked'));
+      if (head.status === 101) return this.fail(new InvalidResponseError('the server switched protocols unasked'));
       if (head.status < 200) {
         start = end; // 100 Continue, 103 Early Hints: the final response follows
         continue;
       }
       const framing = responseFraming(head, this.request.method);
-      if (!framing.ok) return this.fail(protocolError(`the response is not valid HTTP: ${framing.reason}`));
+      if (!framing.ok) return this.fail(new InvalidResponseError(`the response is not valid HTTP: ${framing.reason}`));
       this.pending = null;
       this.framing = framing.framing;
       this.keepAlive = head.minorVersion === 1 && !fieldTokens(head, 'connection').includes('close');
@@ -201,7 +197,7 @@ class Exchange implements OriginExchange {
             if (!this.deliver(data)) more = false;
           });
         } catch (err) {
-          if (err instanceof ChunkedCodingError) return this.fail(err);
+          if (err instanceof ChunkedCodingError) return this.fail(new InvalidResponseError(err.message));
           throw err;
         }
         if (this.phase !== Phase.Body) return;

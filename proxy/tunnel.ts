@@ -1,6 +1,7 @@
 // CONNECT tunnels: connect to the destination (directly or through the parent
 // proxy), answer "200 Connection established", read the client's ClientHello
 // so the caller can decide on the server name it carries, then relay bytes.
+import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import type { Logger } from '../core/logger.js';
 import { peekClientHello, type ClientHelloPeek } from './client-hello.js';
@@ -57,13 +58,9 @@ function connectDirect(address: string, port: number, timeoutMs: number): Promis
 /** A status line and a short plain-text reason, then the connection is closed. */
 export function refuseConnect(client: net.Socket, status: number, reason: string, extraHeaders: string[] = []): void {
   const body = `${reason}\n`;
-  const statusText: Record<number, string> = {
-    400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 500: 'Internal Server Error',
-    502: 'Bad Gateway', 504: 'Gateway Timeout',
-  };
   if (!client.writable) return void client.destroy();
   client.end(
-    `HTTP/1.1 ${status} ${statusText[status] ?? 'Error'}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       extraHeaders.map((h) => `${h}\r\n`).join('') +
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

@@ -4,6 +4,9 @@ export class UpstreamTimeoutError extends Error {
   readonly code = 'EUPSTREAMTIMEOUT';
 }
 
+/** The server (or the parent proxy) answered with something that is not valid HTTP. */
+export class InvalidResponseError extends Error {}
+
 /** The parent proxy answered a CONNECT with something other than 2xx. */
 export class ParentProxyRefusedError extends Error {
   constructor(readonly statusCode: number) {
@@ -20,6 +23,9 @@ export function describeUpstreamFailure(err: unknown, destination: string, viaPa
   const server = viaParent ? `The upstream proxy (on the way to ${destination})` : `The web server ${destination}`;
   if (err instanceof UpstreamTimeoutError) {
     return { status: 504, reason: `${server} did not answer in time.` };
+  }
+  if (err instanceof InvalidResponseError) {
+    return { status: 502, reason: `${server} sent a response that is not valid HTTP.` };
   }
   if (err instanceof ParentProxyRefusedError) {
     return {
@@ -42,9 +48,6 @@ export function describeUpstreamFailure(err: unknown, destination: string, viaPa
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return { status: 502, reason: `${server} could not be found (DNS lookup failed).` };
-  }
-  if (code.startsWith('HPE_')) {
-    return { status: 502, reason: `${server} sent a response that is not valid HTTP.` };
   }
   return { status: 502, reason: `${server} could not be reached (${code || 'unknown error'}).` };
 }

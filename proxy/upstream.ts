@@ -2,7 +2,7 @@
 // absolute form; CONNECT tunnels are opened through it with its own CONNECT.
 import net from 'node:net';
 import { findHeadEnd, parseResponseHead } from './http1/head.js';
-import { ParentProxyRefusedError, UpstreamTimeoutError } from './upstream-error.js';
+import { InvalidResponseError, ParentProxyRefusedError, UpstreamTimeoutError } from './upstream-error.js';
 
 const MAX_RESPONSE_HEAD = 16 * 1024;
 
@@ -38,7 +38,7 @@ export function openParentTunnel(parent: URL, authority: string, timeoutMs: numb
       head = Buffer.concat([head, chunk]);
       const end = findHeadEnd(head, 0);
       if (end === -1) {
-        if (head.length > MAX_RESPONSE_HEAD) fail(new Error('the upstream proxy sent an oversized response'));
+        if (head.length > MAX_RESPONSE_HEAD) fail(new InvalidResponseError('the upstream proxy sent an oversized response'));
         return;
       }
       socket.off('data', onData);
@@ -46,7 +46,7 @@ export function openParentTunnel(parent: URL, authority: string, timeoutMs: numb
       socket.off('close', onClose);
       clearTimeout(timer);
       const parsed = parseResponseHead(head, 0, end);
-      if (!parsed.ok) return fail(Object.assign(new Error(`the upstream proxy sent an invalid response: ${parsed.reason}`), { code: 'HPE_INVALID_RESPONSE' }));
+      if (!parsed.ok) return fail(new InvalidResponseError(`the upstream proxy sent an invalid response: ${parsed.reason}`));
       const code = parsed.head.status;
       if (code < 200 || code > 299) return fail(new ParentProxyRefusedError(code));
       socket.pause();

@@ -73,9 +73,7 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Fram
   return { ok: true, framing: length === 0 ? NO_BODY : { kind: 'length', length } };
 }
 
-export class ChunkedCodingError extends Error {
-  readonly code = 'HPE_INVALID_CHUNK';
-}
+export class ChunkedCodingError extends Error {}
 
 const enum State {
   SizeStart,

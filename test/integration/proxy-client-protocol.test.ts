@@ -7,32 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostMapPolicy } from '../support/host-map-policy.js';
 import { rawExchange, startHttpOrigin, startProxy, testConfig, type RunningProxy, type TestOrigin } from '../support/proxy-harness.js';
 
-/** Sends `bytes` on one connection and collects what comes back until `done` says it is all there (bounded). */
-function converse(port: number, bytes: string, done: (received: string) => boolean, timeoutMs = 5_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let received = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`incomplete after ${timeoutMs} ms: ${JSON.stringify(received)}`));
-    }, timeoutMs);
-    socket.on('data', (chunk: Buffer) => {
-      received += chunk.toString('latin1');
-      if (done(received)) {
-        clearTimeout(timer);
-        socket.destroy();
-        resolve(received);
-      }
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(received);
-    });
-    socket.write(bytes, 'latin1');
-  });
-}
-
 const count = (text: string, part: string): number => text.split(part).length - 1;
 
 describe('what the proxy reads from clients', () => {
@@ -57,7 +31,7 @@ describe('what the proxy reads from clients', () => {
       `GET http://blocked.test/two HTTP/1.1\r\nHost: blocked.test\r\n\r\n` +
       `POST ${base}/three HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 5\r\n\r\nhello` +
       `GET ${base}/four HTTP/1.1\r\nHost: origin.test\r\n\r\n`;
-    const reply = await converse(proxy.port, requests, (r) => count(r, 'HTTP/1.1 ') === 4 && r.endsWith('0\r\n\r\n'));
+    const reply = await rawExchange(proxy.port, requests, 5_000, (r) => count(r, 'HTTP/1.1 ') === 4 && r.endsWith('0\r\n\r\n'));
     const statuses = [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
     expect(statuses).toEqual([200, 403, 200, 200]);
     expect(reply).toContain('You sent: hello');
@@ -66,9 +40,10 @@ describe('what the proxy reads from clients', () => {
 
   it('forwards a chunked request body, extensions and all, as one body', async () => {
     const before = origin.requests.length;
-    const reply = await converse(
+    const reply = await rawExchange(
       proxy.port,
       `POST ${base}/chunked HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n4\r\ndefg\r\n0\r\nX-T: 1\r\n\r\n`,
+      5_000,
       (r) => r.includes('You sent: abcdefg'),
     );
     expect(reply).toMatch(/^HTTP\/1\.1 200 /);
@@ -92,10 +67,9 @@ describe('what the proxy reads from clients', () => {
   });
 
   it('keeps an HTTP/1.0 connection alive only when the client asks, and ends a body of unknown length with the close', async () => {
-    const reply = await converse(
+    const reply = await rawExchange(
       proxy.port,
       `GET http://blocked.test/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET ${base}/b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`,
-      () => false,
     );
     const [blocked, forwarded] = reply.split(/(?=HTTP\/1\.1 )/);
     expect(blocked).toMatch(/^HTTP\/1\.1 403 [\s\S]*Connection: keep-alive\r\n/);

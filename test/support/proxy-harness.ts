@@ -214,20 +214,36 @@ export function requestViaProxy(
   });
 }
 
-/** Sends raw bytes on a new connection and returns everything received until the proxy closes it. */
-export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 5_000): Promise<string> {
+/**
+ * Sends `bytes` on a new connection and resolves with what comes back once
+ * the proxy closes it, or as soon as `until` (given what has come so far)
+ * says all of it is there. Rejects after `timeoutMs` with neither.
+ */
+export function rawExchange(
+  port: number,
+  bytes: string | Buffer,
+  timeoutMs = 5_000,
+  until?: (received: string) => boolean,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
+    const received = (): string => Buffer.concat(chunks).toString();
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no close within ${timeoutMs} ms; received ${JSON.stringify(Buffer.concat(chunks).toString())}`));
+      reject(new Error(`no close within ${timeoutMs} ms; received ${JSON.stringify(received())}`));
     }, timeoutMs);
-    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (until === undefined || !until(received())) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(received());
+    });
     socket.on('error', () => undefined); // a reset still ends the exchange; 'close' follows
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString());
+      resolve(received());
     });
     socket.write(bytes);
   });
