@@ -1,7 +1,8 @@
 // The compiled category lists: which categories cover a host (domain entries)
 // or a host plus path (url entries). This is the proxy's hot path, so lookups
 // walk the host once from the right, hashing as they go, and probe a flat
-// open-addressing table at each label boundary: no substrings, no allocation.
+// open-addressing table of host fingerprints at each label boundary: no
+// substrings, no allocation.
 // A lookup stops at the first suffix that is absent (a cache-sized presence
 // filter answers most of those without touching the table) or that has no
 // subdomains listed. All state lives in typed arrays, so a matcher built in a
@@ -16,8 +17,14 @@ const MAX_HOST_LENGTH = 253;
 const MAX_CATEGORY_ID = 0xffff;
 /** Values stored per host are 24 bits (category-set ids, url rule-list ids). */
 const MAX_VALUE = 0xffffff;
-/** Each host's bytes are preceded by [length, value (24 bits, little-endian)]. */
-const HEADER_BYTES = 4;
+/** A slot is three ints: [hash, check, meta]. */
+const SLOT_INTS = 3;
+/** meta's sign bit: the slot holds a host (an empty slot's meta is 0). */
+const OCCUPIED = 1 << 31;
+/** meta's bit 30: the host has longer hosts (subdomains) in the table. */
+const HAS_SUBDOMAINS = 1 << 30;
+/** meta's low 30 bits: the host's id while building, its value once finished. */
+const PAYLOAD = HAS_SUBDOMAINS - 1;
 /**
  * The load a table is sized for from the expected host count, and the load
  * it is held at in service. A build goes straight to it rather than filling a
@@ -39,12 +46,12 @@ const WORTHWHILE_SHRINK = 0.2;
 const MIN_SLOTS = 1024;
 /** A host with listed subdomains also interns its parents as markers; this allows for them when sizing. */
 const MARKERS_PER_HOST = 0.25;
-/** For sizing the text buffer from an expected host count; UT1 domains average 17 bytes. */
-const TYPICAL_HOST_LENGTH = 18;
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
-/** Bit 0 of a slot's stored hash says whether the host has longer hosts (subdomains) in the table. */
-const HAS_SUBDOMAINS = 1;
+/** The hash: FNV-1a. */
+const HASH_OFFSET = 0x811c9dc5 | 0;
+const HASH_PRIME = 0x01000193;
+/** The check: the same walk with another offset and an odd multiplier (murmur2's), finished differently. */
+const CHECK_OFFSET = 0x3c6ef372;
+const CHECK_MULTIPLIER = 0x5bd1e995;
 const TWO_POW_31 = 2 ** 31;
 /**
  * Presence filter bits per host: the filter (a blocked Bloom filter, two
@@ -54,7 +61,7 @@ const TWO_POW_31 = 2 ** 31;
  */
 const FILTER_BITS_PER_HOST = 10;
 
-/** Spreads the FNV state over all 32 bits (murmur3's finaliser). */
+/** Spreads the hash's state over all 32 bits (murmur3's finaliser). */
 function finishHash(state: number): number {
   let h = state ^ (state >>> 16);
   h = Math.imul(h, 0x85ebca6b);
@@ -63,11 +70,21 @@ function finishHash(state: number): number {
   return h ^ (h >>> 16);
 }
 
+/** Spreads the check's state, with the suffix's length folded in (another finaliser, lowbias32's). */
+function finishCheck(state: number, length: number): number {
+  let h = state ^ length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  return h ^ (h >>> 16);
+}
+
 /**
  * The slot where a hash's probe starts: its top 31 bits scaled to the slot
- * count (so any count works, not only powers of two). Bit 0 is left out: it
- * holds the HAS_SUBDOMAINS flag in stored hashes. Where the product exceeds
- * 2^53 it rounds by far less than slotCount, so the result stays below it.
+ * count (so any count works, not only powers of two). Where the product
+ * exceeds 2^53 it rounds by far less than slotCount, so the result stays
+ * below it.
  */
 function homeSlot(hash: number, slotCount: number): number {
   return ((hash >>> 1) * slotCount) / TWO_POW_31 | 0;
@@ -77,26 +94,31 @@ function slotCountFor(hosts: number): number {
   return Math.max(MIN_SLOTS, Math.ceil(hosts / FINISHED_LOAD));
 }
 
-/**
- * The filter's word for a hash: its low bits from bit 1 (bit 0 is not kept
- * in stored hashes); the slot position comes from the top bits.
- */
-function filterWord(hash: number, wordMask: number): number {
-  return (hash >>> 1) & wordMask;
-}
-
-/** The filter's two bits for a hash, from bits 22-31: apart from the word's bits while the filter has at most 2^21 words (6.7 M hosts). */
+/** The filter's two bits for a hash, from bits 22-31: apart from the word's (the low bits) while the filter has at most 2^22 words (13 M hosts). */
 function filterBits(hash: number): number {
   return (1 << ((hash >>> 22) & 31)) | (1 << (hash >>> 27));
 }
 
+/**
+ * A host's fingerprint, as the table keeps it: for tests and tools (lookups
+ * compute it incrementally, suffix by suffix).
+ */
+export function hostFingerprint(host: string): { hash: number; check: number } {
+  let hash = HASH_OFFSET;
+  let check = CHECK_OFFSET;
+  for (let i = host.length - 1; i >= 0; i--) {
+    const c = host.charCodeAt(i);
+    hash = Math.imul(hash ^ c, HASH_PRIME);
+    check = Math.imul(check ^ c, CHECK_MULTIPLIER);
+  }
+  return { hash: finishHash(hash), check: finishCheck(check, host.length) };
+}
+
 /** The typed arrays of one host table, as moved between threads. */
 export interface HostTableArrays {
-  /** [length, value (3 bytes)] then the host's text, for each host; offset 0 unused. */
-  bytes: Uint8Array;
-  /** Pairs [hash with HAS_SUBDOMAINS in bit 0, offset of the host's header in `bytes`]. */
+  /** SLOT_INTS ints per slot: [hash, check, meta]. */
   slots: Int32Array;
-  /** Presence filter over the stored hashes; its length is a power of two. */
+  /** Presence filter over the hashes; its length is a power of two. */
   filter: Int32Array;
   hostCount: number;
 }
@@ -106,22 +128,28 @@ export interface HostTableArrays {
  * interning "a.b.com" also interns "b.com" and "com" (value 0 unless set), so
  * a lookup walking a host from the right can stop at the first absent suffix,
  * and at the first host that has no subdomains in the table.
+ *
+ * A host is kept as a 64-bit fingerprint, two independent 32-bit hashes of
+ * its text, not as the text itself. A hit then costs the filter and the slot
+ * (not also the text, a third read from main memory), and there is no text
+ * to hold. The price is that another name could share a listed host's
+ * fingerprint: about one chance in 2^64 per probe, and it could only add a
+ * category to that name, never take one away from a listed host.
  */
 class HostTable {
-  private bytes: Uint8Array;
-  /** Offset 0 marks an empty slot, so the first header starts after it. */
-  private byteLength = HEADER_BYTES;
   private slots: Int32Array;
   private slotCount: number;
   /** Built by finish(); until then it has one word that lets everything through. */
   private filter: Int32Array = new Int32Array([-1]);
   private filterMask = 0;
   private hostCount = 0;
-  /** Build time only: the offset of each host's parent domain (0 for a top-level label), by insertion order. */
-  private parentOffsets: Int32Array | undefined;
+  /** Build time only: each host's value and parent's id (-1 for a top-level label), by id (insertion order). */
+  private values: Int32Array | undefined;
+  private parents: Int32Array | undefined;
   /** Build time only: the suffixes of the hosts being interned (see internAll). */
-  private suffixHashes = new Int32Array(1024);
-  private suffixStarts = new Int32Array(1024);
+  private suffixHashes: Int32Array = new Int32Array(1024);
+  private suffixChecks: Int32Array = new Int32Array(1024);
+  private suffixStarts: Int32Array = new Int32Array(1024);
   private touchSink = 0;
 
   /**
@@ -131,62 +159,57 @@ class HostTable {
    */
   static forBuild(expectedHosts: number): HostTable {
     const hosts = Math.ceil(expectedHosts * (1 + MARKERS_PER_HOST));
-    const table = new HostTable(
-      new Uint8Array(Math.max(64 * 1024, hosts * (HEADER_BYTES + TYPICAL_HOST_LENGTH))),
-      new Int32Array(slotCountFor(hosts) * 2),
-      0,
-    );
-    table.parentOffsets = new Int32Array(Math.max(MIN_SLOTS, hosts));
+    const table = new HostTable(new Int32Array(slotCountFor(hosts) * SLOT_INTS), 0);
+    table.values = new Int32Array(Math.max(MIN_SLOTS, hosts));
+    table.parents = new Int32Array(Math.max(MIN_SLOTS, hosts));
     return table;
   }
 
   /** A finished table from its arrays (as another thread's build sent them); the layout is checked, not the content. */
-  static fromArrays({ bytes, slots, filter, hostCount }: HostTableArrays): HostTable {
-    if (!(bytes instanceof Uint8Array) || !(slots instanceof Int32Array) || !(filter instanceof Int32Array) || !Number.isSafeInteger(hostCount)) {
-      throw new Error('host table arrays: expected a Uint8Array, two Int32Arrays and a host count');
+  static fromArrays({ slots, filter, hostCount }: HostTableArrays): HostTable {
+    if (!(slots instanceof Int32Array) || !(filter instanceof Int32Array) || !Number.isSafeInteger(hostCount)) {
+      throw new Error('host table arrays: expected two Int32Arrays and a host count');
     }
     const filterIsPowerOfTwo = filter.length > 0 && (filter.length & (filter.length - 1)) === 0;
-    if (slots.length < 2 || slots.length % 2 !== 0 || hostCount < 0 || hostCount >= slots.length / 2 || bytes.length < HEADER_BYTES || !filterIsPowerOfTwo) {
+    const slotCount = slots.length / SLOT_INTS;
+    if (slotCount < 1 || !Number.isInteger(slotCount) || hostCount < 0 || hostCount >= slotCount || !filterIsPowerOfTwo) {
       throw new Error('host table arrays: inconsistent sizes');
     }
-    const table = new HostTable(bytes, slots, hostCount);
-    table.byteLength = bytes.length;
+    const table = new HostTable(slots, hostCount);
     table.filter = filter;
     table.filterMask = filter.length - 1;
     return table;
   }
 
-  private constructor(bytes: Uint8Array, slots: Int32Array, hostCount: number) {
-    this.bytes = bytes;
+  private constructor(slots: Int32Array, hostCount: number) {
     this.slots = slots;
-    this.slotCount = slots.length / 2;
+    this.slotCount = slots.length / SLOT_INTS;
     this.hostCount = hostCount;
   }
 
   get arrays(): HostTableArrays {
-    if (this.parentOffsets !== undefined) throw new Error('host table is not finished');
-    return { bytes: this.bytes, slots: this.slots, filter: this.filter, hostCount: this.hostCount };
+    if (this.values !== undefined) throw new Error('host table is not finished');
+    return { slots: this.slots, filter: this.filter, hostCount: this.hostCount };
   }
 
   get memoryBytes(): number {
-    return this.bytes.byteLength + this.slots.byteLength + this.filter.byteLength;
+    return this.slots.byteLength + this.filter.byteLength;
   }
 
-  /** Bytes spent on the hosts' text alone (what a plain list would need). */
-  get textBytes(): number {
-    return this.byteLength - HEADER_BYTES * (this.hostCount + 1);
+  /** Build time only: the value of the host with this id. */
+  valueAt(id: number): number {
+    return this.buildValues()[id];
   }
 
-  valueAt(offset: number): number {
-    const bytes = this.bytes;
-    return bytes[offset + 1] | (bytes[offset + 2] << 8) | (bytes[offset + 3] << 16);
-  }
-
-  setValue(offset: number, value: number): void {
+  /** Build time only. */
+  setValue(id: number, value: number): void {
     if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE) throw new Error(`host table value out of range: ${value}`);
-    this.bytes[offset + 1] = value & 0xff;
-    this.bytes[offset + 2] = (value >>> 8) & 0xff;
-    this.bytes[offset + 3] = value >>> 16;
+    this.buildValues()[id] = value;
+  }
+
+  private buildValues(): Int32Array {
+    if (this.values === undefined) throw new Error('host table is finished');
+    return this.values;
   }
 
   /**
@@ -196,7 +219,7 @@ class HostTable {
    */
   deepestValue(host: string): number {
     const slots = this.slots;
-    const bytes = this.bytes;
+    const slotsEnd = slots.length;
     const slotCount = this.slotCount;
     const filter = this.filter;
     const filterMask = this.filterMask;
@@ -204,91 +227,87 @@ class HostTable {
     // A suffix starting after a dot below this index is longer than any hostname.
     const lowestDot = end - MAX_HOST_LENGTH - 1;
     const floor = lowestDot > 0 ? lowestDot : 0;
-    let state = FNV_OFFSET;
+    let hashState = HASH_OFFSET;
+    let checkState = CHECK_OFFSET;
     let value = 0;
     let i = end - 1;
     for (;;) {
       let c = 0;
       while (i >= floor && (c = host.charCodeAt(i)) !== DOT) {
-        state = Math.imul(state ^ c, FNV_PRIME);
+        hashState = Math.imul(hashState ^ c, HASH_PRIME);
+        checkState = Math.imul(checkState ^ c, CHECK_MULTIPLIER);
         i--;
       }
       // host[i + 1, end) is a suffix: i is at a dot, or -1 at the host's start.
       if (i < lowestDot) return value;
-      const hash = finishHash(state);
+      const hash = finishHash(hashState);
       const bits = filterBits(hash);
-      if ((filter[filterWord(hash, filterMask)] & bits) !== bits) return value;
-      const start = i + 1;
-      const length = end - start;
-      let s = homeSlot(hash, slotCount);
-      let offset: number;
-      let stored: number;
+      if ((filter[hash & filterMask] & bits) !== bits) return value;
+      const check = finishCheck(checkState, end - i - 1);
+      let at = homeSlot(hash, slotCount) * SLOT_INTS;
+      let meta: number;
       for (;;) {
-        offset = slots[2 * s + 1];
-        if (offset === 0) return value;
-        stored = slots[2 * s];
-        // Only a matching hash (bit 0 aside) is worth reading the text for.
-        if (((stored ^ hash) & ~HAS_SUBDOMAINS) === 0 && bytes[offset] === length) {
-          const text = offset + HEADER_BYTES - start;
-          let j = start;
-          while (j < end && bytes[text + j] === host.charCodeAt(j)) j++;
-          if (j === end) break;
-        }
-        if (++s === slotCount) s = 0;
+        meta = slots[at + 2];
+        if (meta === 0) return value;
+        if (slots[at] === hash && slots[at + 1] === check) break;
+        at += SLOT_INTS;
+        if (at === slotsEnd) at = 0;
       }
-      value = bytes[offset + 1] | (bytes[offset + 2] << 8) | (bytes[offset + 3] << 16);
-      if (i < 0 || (stored & HAS_SUBDOMAINS) === 0) return value;
-      state = Math.imul(state ^ DOT, FNV_PRIME);
+      value = meta & PAYLOAD;
+      if (i < 0 || (meta & HAS_SUBDOMAINS) === 0) return value;
+      hashState = Math.imul(hashState ^ DOT, HASH_PRIME);
+      checkState = Math.imul(checkState ^ DOT, CHECK_MULTIPLIER);
       i--;
     }
   }
 
-  /** Adds `host` and its parent domains where absent; returns the offset of host's entry. */
+  /** Adds `host` and its parent domains where absent; returns host's id. */
   intern(host: string): number {
-    const offsets = new Int32Array(1);
-    this.internAll([host], 1, offsets);
-    return offsets[0];
+    const ids = new Int32Array(1);
+    this.internAll([host], 1, ids);
+    return ids[0];
   }
 
   /**
-   * Interns hosts[0..count) in order, as intern() does each, and writes the
-   * offset of each one's entry to offsets[k]. A batch is quicker than one
-   * host at a time: at millions of hosts each new host's slot is a read from
-   * main memory (hundreds of nanoseconds here), and JavaScript cannot
-   * prefetch. So the batch's slots are first read in a loop that does nothing
-   * else, which lets the CPU have many of those reads in flight at once; the
-   * interns then find their slots in cache.
+   * Interns hosts[0..count) in order, as intern() does each, and writes each
+   * one's id to ids[k]. A batch is quicker than one host at a time: at
+   * millions of hosts each new host's slot is a read from main memory
+   * (hundreds of nanoseconds here), and JavaScript cannot prefetch. So the
+   * batch's slots are first read in a loop that does nothing else, which
+   * lets the CPU have many of those reads in flight at once; the interns
+   * then find their slots in cache.
    */
-  internAll(hosts: readonly string[], count: number, offsets: Int32Array): void {
-    if (this.parentOffsets === undefined) throw new Error('host table is finished');
+  internAll(hosts: readonly string[], count: number, ids: Int32Array): void {
+    this.buildValues();
     const suffixCount = this.hashSuffixes(hosts, count);
     this.touchHomeSlots(suffixCount);
     const hashes = this.suffixHashes;
+    const checks = this.suffixChecks;
     const starts = this.suffixStarts;
     let at = 0;
     for (let k = 0; k < count; k++) {
-      const host = hosts[k];
-      let offset = 0;
+      let id = -1;
       let parentSlot = -1;
       for (;;) {
         const start = starts[at];
         const hash = hashes[at];
+        const check = checks[at];
         at++;
-        if (parentSlot !== -1) this.slots[2 * parentSlot] |= HAS_SUBDOMAINS;
-        let slot = this.find(host, start, hash);
-        if (slot < 0) slot = this.insert(host, start, hash, offset);
-        offset = this.slots[2 * slot + 1];
+        if (parentSlot !== -1) this.slots[parentSlot * SLOT_INTS + 2] |= HAS_SUBDOMAINS;
+        let slot = this.find(hash, check);
+        if (slot < 0) slot = this.insert(hash, check, id);
+        id = this.slots[slot * SLOT_INTS + 2] & PAYLOAD;
         if (start === 0) break;
         parentSlot = slot;
       }
-      offsets[k] = offset;
+      ids[k] = id;
     }
   }
 
   /**
-   * Fills suffixHashes and suffixStarts with every suffix of each host (on
-   * label boundaries), shortest first, as a lookup walks them; returns how
-   * many there are. A suffix's hash is the one deepestValue computes for it.
+   * Fills the suffix scratch with every suffix of each host (on label
+   * boundaries), shortest first, as a lookup walks them; returns how many
+   * there are. A suffix's hash and check are the ones deepestValue computes.
    */
   private hashSuffixes(hosts: readonly string[], count: number): number {
     let n = 0;
@@ -297,19 +316,25 @@ class HostTable {
       // A host has at most one suffix per two characters, plus one.
       if (n + (host.length >> 1) + 1 > this.suffixHashes.length) this.growSuffixScratch(n + host.length);
       const hashes = this.suffixHashes;
+      const checks = this.suffixChecks;
       const starts = this.suffixStarts;
-      let state = FNV_OFFSET;
-      for (let i = host.length - 1; ; i--) {
+      const end = host.length;
+      let hashState = HASH_OFFSET;
+      let checkState = CHECK_OFFSET;
+      for (let i = end - 1; ; i--) {
         let c = 0;
         while (i >= 0 && (c = host.charCodeAt(i)) !== DOT) {
-          state = Math.imul(state ^ c, FNV_PRIME);
+          hashState = Math.imul(hashState ^ c, HASH_PRIME);
+          checkState = Math.imul(checkState ^ c, CHECK_MULTIPLIER);
           i--;
         }
-        hashes[n] = finishHash(state);
+        hashes[n] = finishHash(hashState);
+        checks[n] = finishCheck(checkState, end - i - 1);
         starts[n] = i + 1;
         n++;
         if (i < 0) break;
-        state = Math.imul(state ^ DOT, FNV_PRIME);
+        hashState = Math.imul(hashState ^ DOT, HASH_PRIME);
+        checkState = Math.imul(checkState ^ DOT, CHECK_MULTIPLIER);
       }
     }
     return n;
@@ -318,12 +343,14 @@ class HostTable {
   /** Makes room for `needed` suffixes, keeping those already hashed. */
   private growSuffixScratch(needed: number): void {
     const length = Math.max(needed, this.suffixHashes.length * 2);
-    const hashes = new Int32Array(length);
-    const starts = new Int32Array(length);
-    hashes.set(this.suffixHashes);
-    starts.set(this.suffixStarts);
-    this.suffixHashes = hashes;
-    this.suffixStarts = starts;
+    const grown = (old: Int32Array): Int32Array => {
+      const array = new Int32Array(length);
+      array.set(old);
+      return array;
+    };
+    this.suffixHashes = grown(this.suffixHashes);
+    this.suffixChecks = grown(this.suffixChecks);
+    this.suffixStarts = grown(this.suffixStarts);
   }
 
   /** Reads the home slot of each hashed suffix; the reads are independent of each other, so they overlap. */
@@ -332,34 +359,34 @@ class HostTable {
     const slotCount = this.slotCount;
     const hashes = this.suffixHashes;
     let sink = 0;
-    for (let k = 0; k < suffixCount; k++) sink ^= slots[2 * homeSlot(hashes[k], slotCount) + 1];
+    for (let k = 0; k < suffixCount; k++) sink ^= slots[homeSlot(hashes[k], slotCount) * SLOT_INTS + 2];
     // Kept so that the compiler cannot drop the reads as unused.
     this.touchSink ^= sink;
   }
 
   /**
    * Ends the build: rewrites every host's value as merge(parent's new value,
-   * own value), so a value can carry what its parent domains say, and drops
-   * build-time state. Hosts are stored in insertion order and a parent is
-   * always inserted before its children, so one sequential pass does it.
+   * own value), so a value can carry what its parent domains say, moves the
+   * values into the slots and drops build-time state. Ids follow insertion
+   * order and a parent is always inserted before its children, so one pass
+   * in id order merges.
    */
   finish(merge: (inherited: number, own: number) => number): void {
-    const parentOffsets = this.parentOffsets;
-    if (parentOffsets === undefined) throw new Error('host table is finished');
-    const bytes = this.bytes;
-    let offset = HEADER_BYTES;
-    for (let k = 0; k < this.hostCount; k++) {
-      const parent = parentOffsets[k];
-      this.setValue(offset, merge(parent === 0 ? 0 : this.valueAt(parent), this.valueAt(offset)));
-      offset += HEADER_BYTES + bytes[offset];
+    const values = this.buildValues();
+    const parents = this.parents!;
+    for (let id = 0; id < this.hostCount; id++) {
+      const parent = parents[id];
+      const merged = merge(parent < 0 ? 0 : values[parent], values[id]);
+      if (!Number.isInteger(merged) || merged < 0 || merged > MAX_VALUE) throw new Error(`host table value out of range: ${merged}`);
+      values[id] = merged;
     }
-    this.parentOffsets = undefined;
-    this.suffixHashes = this.suffixStarts = new Int32Array(0);
-    // The buffer was sized from an estimate. Its tail past the text was never
-    // written, so it is address space, not memory; copying the text into a
-    // buffer of the exact size would cost a first touch of every page again
-    // (a quarter of a second at 5 million domains here) for nothing.
-    this.bytes = bytes.subarray(0, this.byteLength);
+    const slots = this.slots;
+    for (let at = 2; at < slots.length; at += SLOT_INTS) {
+      const meta = slots[at];
+      if (meta !== 0) slots[at] = (meta & ~PAYLOAD) | values[meta & PAYLOAD];
+    }
+    this.values = this.parents = undefined;
+    this.suffixHashes = this.suffixChecks = this.suffixStarts = new Int32Array(0);
     this.compactSlots();
     this.buildFilter();
   }
@@ -380,86 +407,69 @@ class HostTable {
     const filter = new Int32Array(words);
     const mask = words - 1;
     const slots = this.slots;
-    for (let s = 0; s < slots.length; s += 2) {
-      if (slots[s + 1] === 0) continue;
-      // The stored hash lacks bit 0, which neither filterWord nor filterBits reads.
-      const hash = slots[s];
-      filter[filterWord(hash, mask)] |= filterBits(hash);
+    for (let at = 0; at < slots.length; at += SLOT_INTS) {
+      if (slots[at + 2] === 0) continue;
+      const hash = slots[at];
+      filter[hash & mask] |= filterBits(hash);
     }
     this.filter = filter;
     this.filterMask = mask;
   }
 
-  /** The slot holding host[start..], or -1. */
-  private find(host: string, start: number, hash: number): number {
+  /** The slot holding the host with this fingerprint, or -1. */
+  private find(hash: number, check: number): number {
     const slots = this.slots;
-    const bytes = this.bytes;
     const slotCount = this.slotCount;
-    const length = host.length - start;
     let s = homeSlot(hash, slotCount);
     for (;;) {
-      const offset = slots[2 * s + 1];
-      if (offset === 0) return -1;
-      if (((slots[2 * s] ^ hash) & ~HAS_SUBDOMAINS) === 0 && bytes[offset] === length) {
-        const text = offset + HEADER_BYTES;
-        let j = 0;
-        while (j < length && bytes[text + j] === host.charCodeAt(start + j)) j++;
-        if (j === length) return s;
-      }
+      const at = s * SLOT_INTS;
+      if (slots[at + 2] === 0) return -1;
+      if (slots[at] === hash && slots[at + 1] === check) return s;
       if (++s === slotCount) s = 0;
     }
   }
 
-  /** Appends host[start..] with value 0; returns its slot. */
-  private insert(host: string, start: number, hash: number, parentOffset: number): number {
+  /** Adds a host with value 0 under the next id; returns its slot. */
+  private insert(hash: number, check: number, parentId: number): number {
     if (this.hostCount + 1 > this.slotCount * MAX_LOAD) this.rehash(this.slotCount * 2);
-    let parentOffsets = this.parentOffsets!;
-    if (this.hostCount === parentOffsets.length) {
-      parentOffsets = new Int32Array(parentOffsets.length * 2);
-      parentOffsets.set(this.parentOffsets!);
-      this.parentOffsets = parentOffsets;
+    if (this.hostCount === PAYLOAD) throw new Error('host table holds more than 2^30 hosts');
+    const id = this.hostCount++;
+    if (id === this.values!.length) {
+      this.values = grownCopy(this.values!);
+      this.parents = grownCopy(this.parents!);
     }
-    parentOffsets[this.hostCount] = parentOffset;
-    const offset = this.appendText(host, start);
-    this.hostCount++;
-    return this.place(this.slots, this.slotCount, hash & ~HAS_SUBDOMAINS, offset);
+    this.values![id] = 0;
+    this.parents![id] = parentId;
+    return this.place(this.slots, this.slotCount, hash, check, OCCUPIED | id);
   }
 
-  private appendText(host: string, start: number): number {
-    const length = host.length - start;
-    const offset = this.byteLength;
-    const needed = offset + HEADER_BYTES + length;
-    if (needed > 0x7fffffff) throw new Error('host table text exceeds 2 GiB');
-    if (needed > this.bytes.length) {
-      const grown = new Uint8Array(Math.min(0x7fffffff, Math.max(needed, Math.ceil(this.bytes.length * 1.5))));
-      grown.set(this.bytes.subarray(0, this.byteLength));
-      this.bytes = grown;
-    }
-    const bytes = this.bytes;
-    bytes[offset] = length; // the header's value bytes start at 0
-    for (let j = 0; j < length; j++) bytes[offset + HEADER_BYTES + j] = host.charCodeAt(start + j);
-    this.byteLength = needed;
-    return offset;
-  }
-
-  private place(slots: Int32Array, slotCount: number, stored: number, offset: number): number {
-    let s = homeSlot(stored, slotCount);
-    while (slots[2 * s + 1] !== 0) if (++s === slotCount) s = 0;
-    slots[2 * s] = stored;
-    slots[2 * s + 1] = offset;
+  private place(slots: Int32Array, slotCount: number, hash: number, check: number, meta: number): number {
+    let s = homeSlot(hash, slotCount);
+    while (slots[s * SLOT_INTS + 2] !== 0) if (++s === slotCount) s = 0;
+    const at = s * SLOT_INTS;
+    slots[at] = hash;
+    slots[at + 1] = check;
+    slots[at + 2] = meta;
     return s;
   }
 
   /** Moves every host into a new slot array of `slotCount` slots. */
   private rehash(slotCount: number): void {
-    const slots = new Int32Array(slotCount * 2);
-    for (let s = 0; s < this.slotCount; s++) {
-      const offset = this.slots[2 * s + 1];
-      if (offset !== 0) this.place(slots, slotCount, this.slots[2 * s], offset);
+    const old = this.slots;
+    const slots = new Int32Array(slotCount * SLOT_INTS);
+    for (let at = 0; at < old.length; at += SLOT_INTS) {
+      if (old[at + 2] !== 0) this.place(slots, slotCount, old[at], old[at + 1], old[at + 2]);
     }
     this.slots = slots;
     this.slotCount = slotCount;
   }
+}
+
+/** A copy of `array` in one twice as long. */
+function grownCopy(array: Int32Array): Int32Array {
+  const grown = new Int32Array(array.length * 2);
+  grown.set(array);
+  return grown;
 }
 
 /** Category sets, interned: id 0 is the empty set; a set's array is frozen and shared. */
@@ -559,7 +569,7 @@ export class MatcherBuilder {
   /** Domain entries waiting for their batch, and their categories. */
   private readonly pendingHosts: string[] = [];
   private readonly pendingCategories = new Int32Array(DOMAIN_BATCH);
-  private readonly pendingOffsets = new Int32Array(DOMAIN_BATCH);
+  private readonly pendingIds = new Int32Array(DOMAIN_BATCH);
   /** host → path → category-set id */
   private readonly urlRules = new Map<string, Map<string, number>>();
   private urlEntries = 0;
@@ -607,12 +617,12 @@ export class MatcherBuilder {
   /** Interns the waiting domain entries and adds each one's category to its host's set, in the order they came. */
   private internPendingDomains(): void {
     const hosts = this.pendingHosts;
-    this.domains.internAll(hosts, hosts.length, this.pendingOffsets);
+    this.domains.internAll(hosts, hosts.length, this.pendingIds);
     for (let k = 0; k < hosts.length; k++) {
-      const offset = this.pendingOffsets[k];
-      const setId = this.domains.valueAt(offset);
+      const id = this.pendingIds[k];
+      const setId = this.domains.valueAt(id);
       if (setId === 0) this.domainEntries++;
-      this.domains.setValue(offset, this.sets.withCategory(setId, this.pendingCategories[k]));
+      this.domains.setValue(id, this.sets.withCategory(setId, this.pendingCategories[k]));
     }
     hosts.length = 0;
   }
@@ -692,7 +702,7 @@ export class CompiledMatcher implements CategoryLookup {
 
   /** The buffers to list when posting `parts`, so that they move instead of being copied. */
   static transferList(parts: MatcherParts): ArrayBuffer[] {
-    return [parts.domains, parts.urls].flatMap(({ bytes, slots, filter }) => [bytes.buffer, slots.buffer, filter.buffer] as ArrayBuffer[]);
+    return [parts.domains, parts.urls].flatMap(({ slots, filter }) => [slots.buffer, filter.buffer] as ArrayBuffer[]);
   }
 
   /** @internal built by MatcherBuilder */
@@ -732,14 +742,9 @@ export class CompiledMatcher implements CategoryLookup {
     };
   }
 
-  /** Bytes held in typed arrays (host text, headers and hash tables). */
+  /** Bytes held in typed arrays (the hash tables and their filters: no host text is kept). */
   get memoryBytes(): number {
     return this.domains.memoryBytes + this.urls.memoryBytes;
-  }
-
-  /** Bytes of the domain entries' text alone, parent-domain markers included, for bytes-per-domain figures. */
-  get domainTextBytes(): number {
-    return this.domains.textBytes;
   }
 
   /** Distinct category combinations in use. */
