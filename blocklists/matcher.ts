@@ -100,8 +100,9 @@ function filterBits(hash: number): number {
 }
 
 /**
- * A host's fingerprint, as the table keeps it: for tests and tools (lookups
- * compute it incrementally, suffix by suffix).
+ * A host's fingerprint, as the table keeps it, computed on its own: for tests
+ * (lookups and builds compute it incrementally, suffix by suffix, in the same
+ * steps).
  */
 export function hostFingerprint(host: string): { hash: number; check: number } {
   let hash = HASH_OFFSET;

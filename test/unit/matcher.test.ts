@@ -190,6 +190,11 @@ describe('CompiledMatcher: hosts kept as fingerprints', () => {
   it('tells apart names whose hash collides, by the check', () => {
     const pairs = namesSharingAHash(3);
     for (const [a, b] of pairs) expect(hostFingerprint(a).check).not.toBe(hostFingerprint(b).check);
+    // The table keeps what hostFingerprint computes (slots of [hash, check, meta]), so these pairs collide in it too.
+    const { slots } = compile(pairs.map(([a]) => domain(a, 1))).toParts().domains;
+    const kept = new Set<string>();
+    for (let at = 0; at < slots.length; at += 3) if (slots[at + 2] !== 0) kept.add(`${slots[at]},${slots[at + 1]}`);
+    for (const [a] of pairs) expect(kept).toContain(`${hostFingerprint(a).hash},${hostFingerprint(a).check}`);
     // A listed sibling of b makes b's parent a marker with subdomains, so a lookup of b walks on to b's own slot.
     const sibling = (name: string): string => `sibling.${name.slice(name.indexOf('.') + 1)}`;
     const listedOnly = compile(pairs.flatMap(([a, b]) => [domain(a, 1), domain(sibling(b), 2)]));
