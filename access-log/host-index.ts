@@ -9,7 +9,7 @@
 // the current day scans that one day's partition. The build runs at night,
 // once per day, and CONCURRENTLY, so rows still arriving for a closed day (a
 // replayed spool, a tunnel that closed after midnight) are never held up.
-import type { Pool, PoolClient } from '../core/db.js';
+import { cancelOnAbort, type Pool, type PoolClient } from '../core/db.js';
 import { DAY_MS, partitionStart } from './partitions.js';
 
 /** Session advisory lock: one builder at a time across processes sharing the database. */
@@ -57,8 +57,7 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
     client.release();
     return [];
   }
-  const cancel = () => void pool.query('SELECT pg_cancel_backend($1)', [session.pid]).catch(() => undefined);
-  signal?.addEventListener('abort', cancel, { once: true });
+  const stopCancelling = cancelOnAbort(pool, session.pid, signal);
   const built: BuiltHostIndex[] = [];
   try {
     for (const partition of await closedPartitionsWithoutHostIndex(client, now)) {
@@ -82,7 +81,7 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
     if (signal?.aborted) return built;
     throw err;
   } finally {
-    signal?.removeEventListener('abort', cancel);
+    stopCancelling();
   }
 }
 

@@ -17,7 +17,7 @@ export interface AccessLogMaintenanceOptions {
   daysAhead?: number;
   intervalMs?: number;
   now?: () => Date;
-  /** Aborting cancels a step in progress where that is safe (an index build). */
+  /** Aborting cancels the step in progress (a rollup, an index build: both are redone next run) and skips the rest. */
   signal?: AbortSignal;
 }
 
@@ -35,7 +35,7 @@ export interface AccessLogMaintenanceReport {
 export interface AccessLogMaintenance {
   /** Runs every step now (also what the timer does). */
   runOnce(): Promise<AccessLogMaintenanceReport>;
-  /** Stops the timer, cancels an index build in progress and waits for the run in progress to end. */
+  /** Stops the timer, cancels the step in progress (see AccessLogMaintenanceOptions.signal) and waits for the run to end. */
   stop(): Promise<void>;
 }
 
@@ -43,10 +43,17 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
   const { pool, log } = options;
   const now = options.now?.() ?? new Date();
   const report: AccessLogMaintenanceReport = { created: [], dropped: [], rolledUp: [], indexed: [], failures: [] };
+  const { signal } = options;
   const step = async (name: string, work: () => Promise<void>) => {
+    // Stopping: the next start runs what is left.
+    if (signal?.aborted) return;
     try {
       await work();
     } catch (err) {
+      if (signal?.aborted) {
+        log.info({ step: name }, 'access log maintenance step cancelled: stopping');
+        return;
+      }
       report.failures.push(`${name}: ${(err as Error).message}`);
       log.error({ err: (err as Error).message, step: name }, 'access log maintenance step failed');
     }
@@ -67,13 +74,13 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
   // Yesterday's rollup is refreshed too, so late writes (a replayed spool) are counted.
   for (const day of [new Date(now.getTime() - DAY_MS), now].map((d) => d.toISOString().slice(0, 10))) {
     await step(`rollup ${day}`, async () => {
-      await rollupDay(pool, day);
+      await rollupDay(pool, day, signal);
       report.rolledUp.push(day);
     });
   }
   // Last: on the first run after an upgrade it may build a year of days.
   await step('index closed days by host', async () => {
-    report.indexed = await indexClosedPartitions(pool, now, options.signal);
+    report.indexed = await indexClosedPartitions(pool, now, signal);
     for (const built of report.indexed) {
       log.info({ partition: built.partition, index: built.index, ms: built.milliseconds }, 'access log partition indexed by host');
     }

@@ -6,7 +6,7 @@
 // categories counts once in each; one in none counts under category ''
 // (reports show it as "uncategorised"). Rows whose school no longer exists
 // are left out. Re-running a day replaces that day's rows.
-import { inTransaction, type Pool } from '../core/db.js';
+import { cancelOnAbort, inTransaction, type Pool } from '../core/db.js';
 
 /** With the day, the two int keys of the rollup's advisory lock. */
 const ROLLUP_LOCK = 0x726f6c6c; // "roll"
@@ -32,16 +32,31 @@ const ROLLUP = `
   ON CONFLICT ON CONSTRAINT access_log_daily_key
   DO UPDATE SET requests = EXCLUDED.requests, bytes = EXCLUDED.bytes`;
 
-/** Recomputes the rollup for `day` (YYYY-MM-DD); returns the number of rollup rows it now has. */
-export async function rollupDay(pool: Pool, day: string): Promise<number> {
+/**
+ * Recomputes the rollup for `day` (YYYY-MM-DD); returns the number of rollup
+ * rows it now has. An abort cancels it (a busy day's rollup can take a minute
+ * or more): the transaction rolls back, the day keeps its rows as they were,
+ * and this rejects.
+ */
+export async function rollupDay(pool: Pool, day: string, signal?: AbortSignal): Promise<number> {
   if (!DAY.test(day) || Number.isNaN(new Date(`${day}T00:00:00Z`).getTime())) {
     throw new Error(`rollup day must be a date as YYYY-MM-DD, got "${day}"`);
   }
   return inTransaction(pool, async (client) => {
-    // One rollup of a day at a time, so two processes cannot interleave delete and insert.
-    await client.query('SELECT pg_advisory_xact_lock($1, $2::date - DATE \'2000-01-01\')', [ROLLUP_LOCK, day]);
-    await client.query('DELETE FROM access_log_daily WHERE day = $1::date', [day]);
-    const inserted = await client.query(ROLLUP, [day, UNCATEGORISED]);
-    return inserted.rowCount ?? 0;
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const stopCancelling = cancelOnAbort(pool, rows[0].pid, signal);
+    try {
+      // Checked before each statement too: a cancel that arrives after its statement ended would miss the next one.
+      signal?.throwIfAborted();
+      // One rollup of a day at a time, so two processes cannot interleave delete and insert.
+      await client.query('SELECT pg_advisory_xact_lock($1, $2::date - DATE \'2000-01-01\')', [ROLLUP_LOCK, day]);
+      signal?.throwIfAborted();
+      await client.query('DELETE FROM access_log_daily WHERE day = $1::date', [day]);
+      signal?.throwIfAborted();
+      const inserted = await client.query(ROLLUP, [day, UNCATEGORISED]);
+      return inserted.rowCount ?? 0;
+    } finally {
+      stopCancelling();
+    }
   });
 }

@@ -25,6 +25,19 @@ export function connectionStringOf(pool: pg.Pool): string {
   return connectionString;
 }
 
+/**
+ * Arranges for the query a session is running to be cancelled when `signal`
+ * aborts (pg_cancel_backend, from another of the pool's connections), so that
+ * a stop need not wait for a long statement; returns what undoes the
+ * arrangement, to call before the session's connection goes back to the pool.
+ */
+export function cancelOnAbort(pool: pg.Pool, backendPid: number, signal: AbortSignal | undefined): () => void {
+  if (signal === undefined) return () => undefined;
+  const cancel = () => void pool.query('SELECT pg_cancel_backend($1)', [backendPid]).catch(() => undefined);
+  signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel);
+}
+
 /** Runs `work` in a transaction; rolls back on any error. */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

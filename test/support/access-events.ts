@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { AccessLogWriter } from '../../access-log/writer.js';
@@ -99,6 +100,33 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A lock held by a session of its own in an open transaction, so that a
+ * maintenance statement waits as a long-running one would; release() ends it.
+ */
+export async function holdLock(url: string, lockStatement: string): Promise<{ release(): Promise<void> }> {
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query(lockStatement);
+  return {
+    release: async () => {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    },
+  };
+}
+
+/** The sessions of this database running a statement that starts with `statementStart`, and whether each waits for a lock. */
+export async function sessionsRunning(pool: Pool, statementStart: string): Promise<{ waitingForLock: boolean }[]> {
+  const { rows } = await pool.query<{ waitingForLock: boolean }>(
+    `SELECT wait_event_type IS NOT DISTINCT FROM 'Lock' AS "waitingForLock" FROM pg_stat_activity
+      WHERE datname = current_database() AND state = 'active' AND starts_with(query, $1) AND pid <> pg_backend_pid()`,
+    [statementStart],
+  );
+  return rows;
 }
 
 /** Writes `events` through a writer of their own (spooling to `spoolDir`) and fails unless every one was written. */
