@@ -71,6 +71,7 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
       }
       built.push({ partition, index: hostIndexName(partition), milliseconds: Math.round(performance.now() - started) });
     }
+    await stopCancelling();
     await client.query('SELECT pg_advisory_unlock($1)', [HOST_INDEX_LOCK]);
     client.release();
     return built;
@@ -81,7 +82,8 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
     if (signal?.aborted) return built;
     throw err;
   } finally {
-    stopCancelling();
+    // Done already on success; after an error the session has ended (release(err)), so nothing can be hit.
+    await stopCancelling();
   }
 }
 

@@ -56,7 +56,7 @@ export async function rollupDay(pool: Pool, day: string, signal?: AbortSignal): 
       const inserted = await client.query(ROLLUP, [day, UNCATEGORISED]);
       return inserted.rowCount ?? 0;
     } finally {
-      stopCancelling();
+      await stopCancelling();
     }
   });
 }

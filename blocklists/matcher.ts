@@ -49,7 +49,7 @@ const MARKERS_PER_HOST = 0.25;
 /** The hash: FNV-1a. */
 const HASH_OFFSET = 0x811c9dc5 | 0;
 const HASH_PRIME = 0x01000193;
-/** The check: the same walk with another offset and an odd multiplier (murmur2's), finished differently. */
+/** The check: a walk with another offset, an odd multiplier (murmur2's) and a rotation (checkStep), finished differently. */
 const CHECK_OFFSET = 0x3c6ef372;
 const CHECK_MULTIPLIER = 0x5bd1e995;
 const TWO_POW_31 = 2 ** 31;
@@ -68,6 +68,18 @@ function finishHash(state: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return h ^ (h >>> 16);
+}
+
+/**
+ * One character into the check's state. The rotation brings the product's
+ * high bits down: in a plain xor-multiply walk (as the hash is) the state's
+ * low k bits depend only on the characters' low k bits, so for names that
+ * differ only in a high bit ('0' and 'p', '.' and 'n') those bits would be
+ * the same and the check would tell them apart by fewer than 32.
+ */
+function checkStep(state: number, c: number): number {
+  const h = Math.imul(state ^ c, CHECK_MULTIPLIER);
+  return (h << 15) | (h >>> 17);
 }
 
 /** Spreads the check's state, with the suffix's length folded in (another finaliser, lowbias32's). */
@@ -110,7 +122,7 @@ export function hostFingerprint(host: string): { hash: number; check: number } {
   for (let i = host.length - 1; i >= 0; i--) {
     const c = host.charCodeAt(i);
     hash = Math.imul(hash ^ c, HASH_PRIME);
-    check = Math.imul(check ^ c, CHECK_MULTIPLIER);
+    check = checkStep(check, c);
   }
   return { hash: finishHash(hash), check: finishCheck(check, host.length) };
 }
@@ -133,9 +145,11 @@ export interface HostTableArrays {
  * A host is kept as a 64-bit fingerprint, two independent 32-bit hashes of
  * its text, not as the text itself. A hit then costs the filter and the slot
  * (not also the text, a third read from main memory), and there is no text
- * to hold. The price is that another name could share a listed host's
- * fingerprint: about one chance in 2^64 per probe, and it could only add a
- * category to that name, never take one away from a listed host.
+ * to hold. The price is that two names could share a fingerprint, about one
+ * chance in 2^64 for a given pair. A name that is not listed would then get
+ * the listed host's categories. Two listed hosts would be kept as one, the
+ * later one's categories added to it but its parent domains' not: with 5
+ * million hosts, about one build in a million.
  */
 class HostTable {
   private slots: Int32Array;
@@ -236,7 +250,7 @@ class HostTable {
       let c = 0;
       while (i >= floor && (c = host.charCodeAt(i)) !== DOT) {
         hashState = Math.imul(hashState ^ c, HASH_PRIME);
-        checkState = Math.imul(checkState ^ c, CHECK_MULTIPLIER);
+        checkState = checkStep(checkState, c);
         i--;
       }
       // host[i + 1, end) is a suffix: i is at a dot, or -1 at the host's start.
@@ -257,7 +271,7 @@ class HostTable {
       value = meta & PAYLOAD;
       if (i < 0 || (meta & HAS_SUBDOMAINS) === 0) return value;
       hashState = Math.imul(hashState ^ DOT, HASH_PRIME);
-      checkState = Math.imul(checkState ^ DOT, CHECK_MULTIPLIER);
+      checkState = checkStep(checkState, DOT);
       i--;
     }
   }
@@ -326,7 +340,7 @@ class HostTable {
         let c = 0;
         while (i >= 0 && (c = host.charCodeAt(i)) !== DOT) {
           hashState = Math.imul(hashState ^ c, HASH_PRIME);
-          checkState = Math.imul(checkState ^ c, CHECK_MULTIPLIER);
+          checkState = checkStep(checkState, c);
           i--;
         }
         hashes[n] = finishHash(hashState);
@@ -335,7 +349,7 @@ class HostTable {
         n++;
         if (i < 0) break;
         hashState = Math.imul(hashState ^ DOT, HASH_PRIME);
-        checkState = Math.imul(checkState ^ DOT, CHECK_MULTIPLIER);
+        checkState = checkStep(checkState, DOT);
       }
     }
     return n;
@@ -432,8 +446,8 @@ class HostTable {
 
   /** Adds a host with value 0 under the next id; returns its slot. */
   private insert(hash: number, check: number, parentId: number): number {
-    if (this.hostCount + 1 > this.slotCount * MAX_LOAD) this.rehash(this.slotCount * 2);
     if (this.hostCount === PAYLOAD) throw new Error('host table holds more than 2^30 hosts');
+    if (this.hostCount + 1 > this.slotCount * MAX_LOAD) this.rehash(this.slotCount * 2);
     const id = this.hostCount++;
     if (id === this.values!.length) {
       this.values = grownCopy(this.values!);

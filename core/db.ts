@@ -28,14 +28,23 @@ export function connectionStringOf(pool: pg.Pool): string {
 /**
  * Arranges for the query a session is running to be cancelled when `signal`
  * aborts (pg_cancel_backend, from another of the pool's connections), so that
- * a stop need not wait for a long statement; returns what undoes the
- * arrangement, to call before the session's connection goes back to the pool.
+ * a stop need not wait for a long statement. Returns what ends the
+ * arrangement: await it before the session runs anything it does not want
+ * cancelled, or goes back to the pool. It waits for a cancel already on its
+ * way, which Postgres then ignores while the session is idle; without the
+ * wait it could land on a later query, another caller's.
  */
-export function cancelOnAbort(pool: pg.Pool, backendPid: number, signal: AbortSignal | undefined): () => void {
-  if (signal === undefined) return () => undefined;
-  const cancel = () => void pool.query('SELECT pg_cancel_backend($1)', [backendPid]).catch(() => undefined);
+export function cancelOnAbort(pool: pg.Pool, backendPid: number, signal: AbortSignal | undefined): () => Promise<void> {
+  if (signal === undefined) return async () => undefined;
+  let sent: Promise<unknown> | undefined;
+  const cancel = () => {
+    sent = pool.query('SELECT pg_cancel_backend($1)', [backendPid]).catch(() => undefined);
+  };
   signal.addEventListener('abort', cancel, { once: true });
-  return () => signal.removeEventListener('abort', cancel);
+  return async () => {
+    signal.removeEventListener('abort', cancel);
+    await sent;
+  };
 }
 
 /** Runs `work` in a transaction; rolls back on any error. */

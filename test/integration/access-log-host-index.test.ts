@@ -118,6 +118,7 @@ describe('the index by host, built when a day closes', () => {
       expect(await sessionsRunning(bed.db.pool, build)).toEqual([]);
     } finally {
       await lock.release();
+      await maintenance.stop(); // if the wait above failed; a second stop() does nothing
     }
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log partition indexed by host')).toEqual([]);

@@ -158,6 +158,7 @@ describe('access log partitions, retention and rollup', () => {
       expect(await sessionsRunning(bed.db.pool, rollupDelete)).toEqual([]);
     } finally {
       await lock.release();
+      await maintenance.stop(); // if the wait above failed; a second stop() does nothing
     }
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log maintenance step cancelled: stopping').map((l) => l.step)).toEqual([`rollup ${day}`]);
