@@ -61,6 +61,11 @@ const TWO_POW_31 = 2 ** 31;
  */
 const FILTER_BITS_PER_HOST = 10;
 
+/** One character into the hash's state (FNV-1a). */
+function hashStep(state: number, c: number): number {
+  return Math.imul(state ^ c, HASH_PRIME);
+}
+
 /** Spreads the hash's state over all 32 bits (murmur3's finaliser). */
 function finishHash(state: number): number {
   let h = state ^ (state >>> 16);
@@ -121,7 +126,7 @@ export function hostFingerprint(host: string): { hash: number; check: number } {
   let check = CHECK_OFFSET;
   for (let i = host.length - 1; i >= 0; i--) {
     const c = host.charCodeAt(i);
-    hash = Math.imul(hash ^ c, HASH_PRIME);
+    hash = hashStep(hash, c);
     check = checkStep(check, c);
   }
   return { hash: finishHash(hash), check: finishCheck(check, host.length) };
@@ -218,8 +223,7 @@ class HostTable {
 
   /** Build time only. */
   setValue(id: number, value: number): void {
-    if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE) throw new Error(`host table value out of range: ${value}`);
-    this.buildValues()[id] = value;
+    this.buildValues()[id] = checkedValue(value);
   }
 
   private buildValues(): Int32Array {
@@ -234,8 +238,6 @@ class HostTable {
    */
   deepestValue(host: string): number {
     const slots = this.slots;
-    const slotsEnd = slots.length;
-    const slotCount = this.slotCount;
     const filter = this.filter;
     const filterMask = this.filterMask;
     const end = host.length;
@@ -249,7 +251,7 @@ class HostTable {
     for (;;) {
       let c = 0;
       while (i >= floor && (c = host.charCodeAt(i)) !== DOT) {
-        hashState = Math.imul(hashState ^ c, HASH_PRIME);
+        hashState = hashStep(hashState, c);
         checkState = checkStep(checkState, c);
         i--;
       }
@@ -258,19 +260,12 @@ class HostTable {
       const hash = finishHash(hashState);
       const bits = filterBits(hash);
       if ((filter[hash & filterMask] & bits) !== bits) return value;
-      const check = finishCheck(checkState, end - i - 1);
-      let at = homeSlot(hash, slotCount) * SLOT_INTS;
-      let meta: number;
-      for (;;) {
-        meta = slots[at + 2];
-        if (meta === 0) return value;
-        if (slots[at] === hash && slots[at + 1] === check) break;
-        at += SLOT_INTS;
-        if (at === slotsEnd) at = 0;
-      }
+      const slot = this.find(hash, finishCheck(checkState, end - i - 1));
+      if (slot < 0) return value;
+      const meta = slots[slot * SLOT_INTS + 2];
       value = meta & PAYLOAD;
       if (i < 0 || (meta & HAS_SUBDOMAINS) === 0) return value;
-      hashState = Math.imul(hashState ^ DOT, HASH_PRIME);
+      hashState = hashStep(hashState, DOT);
       checkState = checkStep(checkState, DOT);
       i--;
     }
@@ -339,7 +334,7 @@ class HostTable {
       for (let i = end - 1; ; i--) {
         let c = 0;
         while (i >= 0 && (c = host.charCodeAt(i)) !== DOT) {
-          hashState = Math.imul(hashState ^ c, HASH_PRIME);
+          hashState = hashStep(hashState, c);
           checkState = checkStep(checkState, c);
           i--;
         }
@@ -348,7 +343,7 @@ class HostTable {
         starts[n] = i + 1;
         n++;
         if (i < 0) break;
-        hashState = Math.imul(hashState ^ DOT, HASH_PRIME);
+        hashState = hashStep(hashState, DOT);
         checkState = checkStep(checkState, DOT);
       }
     }
@@ -358,14 +353,9 @@ class HostTable {
   /** Makes room for `needed` suffixes, keeping those already hashed. */
   private growSuffixScratch(needed: number): void {
     const length = Math.max(needed, this.suffixHashes.length * 2);
-    const grown = (old: Int32Array): Int32Array => {
-      const array = new Int32Array(length);
-      array.set(old);
-      return array;
-    };
-    this.suffixHashes = grown(this.suffixHashes);
-    this.suffixChecks = grown(this.suffixChecks);
-    this.suffixStarts = grown(this.suffixStarts);
+    this.suffixHashes = grownCopy(this.suffixHashes, length);
+    this.suffixChecks = grownCopy(this.suffixChecks, length);
+    this.suffixStarts = grownCopy(this.suffixStarts, length);
   }
 
   /** Reads the home slot of each hashed suffix; the reads are independent of each other, so they overlap. */
@@ -391,9 +381,7 @@ class HostTable {
     const parents = this.parents!;
     for (let id = 0; id < this.hostCount; id++) {
       const parent = parents[id];
-      const merged = merge(parent < 0 ? 0 : values[parent], values[id]);
-      if (!Number.isInteger(merged) || merged < 0 || merged > MAX_VALUE) throw new Error(`host table value out of range: ${merged}`);
-      values[id] = merged;
+      values[id] = checkedValue(merge(parent < 0 ? 0 : values[parent], values[id]));
     }
     const slots = this.slots;
     for (let at = 2; at < slots.length; at += SLOT_INTS) {
@@ -480,9 +468,14 @@ class HostTable {
   }
 }
 
-/** A copy of `array` in one twice as long. */
-function grownCopy(array: Int32Array): Int32Array {
-  const grown = new Int32Array(array.length * 2);
+function checkedValue(value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > MAX_VALUE) throw new Error(`host table value out of range: ${value}`);
+  return value;
+}
+
+/** A copy of `array` in a longer one (twice as long unless told). */
+function grownCopy(array: Int32Array, length = array.length * 2): Int32Array {
+  const grown = new Int32Array(length);
   grown.set(array);
   return grown;
 }
