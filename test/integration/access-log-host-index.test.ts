@@ -1,9 +1,8 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { indexClosedPartitions } from '../../access-log/host-index.js';
-import { startAccessLogMaintenance } from '../../access-log/maintenance.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, holdLock, sessionsRunning, writeAllEvents, seedSchool, waitFor, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
+import { accessEvent, stopMaintenanceWhileWaiting, writeAllEvents, seedSchool, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
 describe('the index by host, built when a day closes', () => {
   const bed = useAccessLogTestBed();
@@ -106,20 +105,12 @@ describe('the index by host, built when a day closes', () => {
   it('stopping the maintenance cancels a build in progress, without a failure, and the next run builds it', async () => {
     await bed.db.pool.query("SELECT access_log_ensure_partitions('2024-08-01', '2024-08-01')");
     // Another session's lock makes the build wait, as a long-running one would.
-    const lock = await holdLock(bed.db.url, 'LOCK TABLE access_log_p20240801 IN SHARE MODE');
-    const { log, lines } = capturingLogger();
-    const maintenance = startAccessLogMaintenance({
-      pool: bed.db.pool, log, retentionDays: 3650, daysAhead: 0, now: () => new Date('2024-08-02T01:00:00Z'),
+    const { lines, stillRunning } = await stopMaintenanceWhileWaiting(bed.db, {
+      now: new Date('2024-08-02T01:00:00Z'),
+      lockStatement: 'LOCK TABLE access_log_p20240801 IN SHARE MODE',
+      waiter: 'CREATE INDEX CONCURRENTLY',
     });
-    const build = 'CREATE INDEX CONCURRENTLY';
-    try {
-      await waitFor(async () => (await sessionsRunning(bed.db.pool, build)).some((s) => s.waitingForLock), 10_000, 'the build to wait for the lock');
-      await maintenance.stop();
-      expect(await sessionsRunning(bed.db.pool, build)).toEqual([]);
-    } finally {
-      await lock.release();
-      await maintenance.stop(); // if the wait above failed; a second stop() does nothing
-    }
+    expect(stillRunning).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log partition indexed by host')).toEqual([]);
 

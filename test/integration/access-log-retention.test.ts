@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runAccessLogMaintenance, startAccessLogMaintenance } from '../../access-log/maintenance.js';
+import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
 import { rollupDay } from '../../access-log/rollup.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, holdLock, sessionsRunning, writeAllEvents, seedSchool, waitFor, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
+import { accessEvent, capturingLogger, stopMaintenanceWhileWaiting, writeAllEvents, seedSchool, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
 describe('access log partitions, retention and rollup', () => {
   const bed = useAccessLogTestBed();
@@ -134,6 +134,7 @@ describe('access log partitions, retention and rollup', () => {
     expect(report.indexed.map((b) => b.partition)).toEqual(['access_log_p20230119']);
     expect(report.failures).toEqual([]);
   });
+
   it('stopping the maintenance cancels a rollup in progress, without a failure, and the day keeps its rollup as it was', async () => {
     const day = '2025-07-01';
     const [carol] = utc.userIds;
@@ -146,20 +147,12 @@ describe('access log partitions, retention and rollup', () => {
     const before = await rowsOf();
     expect(before.map((r) => r.requests)).toEqual([2]);
     // Another session's lock makes the rollup wait, as a busy day's long one would.
-    const lock = await holdLock(bed.db.url, 'LOCK TABLE access_log_daily IN SHARE MODE');
-    const { log, lines } = capturingLogger();
-    const maintenance = startAccessLogMaintenance({
-      pool: bed.db.pool, log, retentionDays: 3650, daysAhead: 0, now: () => new Date('2025-07-02T01:00:00Z'),
+    const { lines, stillRunning } = await stopMaintenanceWhileWaiting(bed.db, {
+      now: new Date('2025-07-02T01:00:00Z'),
+      lockStatement: 'LOCK TABLE access_log_daily IN SHARE MODE',
+      waiter: 'DELETE FROM access_log_daily',
     });
-    const rollupDelete = 'DELETE FROM access_log_daily';
-    try {
-      await waitFor(async () => (await sessionsRunning(bed.db.pool, rollupDelete)).some((s) => s.waitingForLock), 10_000, 'the rollup to wait for the lock');
-      await maintenance.stop();
-      expect(await sessionsRunning(bed.db.pool, rollupDelete)).toEqual([]);
-    } finally {
-      await lock.release();
-      await maintenance.stop(); // if the wait above failed; a second stop() does nothing
-    }
+    expect(stillRunning).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log maintenance step cancelled: stopping').map((l) => l.step)).toEqual([`rollup ${day}`]);
     expect(await rowsOf()).toEqual(before);

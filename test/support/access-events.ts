@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
+import { startAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import type { Pool } from '../../core/db.js';
 import type { AccessEvent } from '../../proxy/types.js';
@@ -103,30 +104,40 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
 }
 
 /**
- * A lock held by a session of its own in an open transaction, so that a
- * maintenance statement waits as a long-running one would; release() ends it.
+ * Runs the access-log maintenance as of `now` while another session holds a
+ * lock (`lockStatement`, in an open transaction) that a statement starting
+ * with `waiter` must wait for, as a long-running statement would keep it
+ * busy, and stops the maintenance once that statement waits. Returns the
+ * maintenance's log lines and the sessions still running such a statement
+ * after the stop.
  */
-export async function holdLock(url: string, lockStatement: string): Promise<{ release(): Promise<void> }> {
-  const holder = new pg.Client({ connectionString: url });
+export async function stopMaintenanceWhileWaiting(
+  db: { pool: Pool; url: string },
+  options: { now: Date; lockStatement: string; waiter: string },
+): Promise<{ lines: Record<string, unknown>[]; stillRunning: unknown[] }> {
+  const holder = new pg.Client({ connectionString: db.url });
   await holder.connect();
   await holder.query('BEGIN');
-  await holder.query(lockStatement);
-  return {
-    release: async () => {
-      await holder.query('ROLLBACK');
-      await holder.end();
-    },
-  };
-}
-
-/** The sessions of this database running a statement that starts with `statementStart`, and whether each waits for a lock. */
-export async function sessionsRunning(pool: Pool, statementStart: string): Promise<{ waitingForLock: boolean }[]> {
-  const { rows } = await pool.query<{ waitingForLock: boolean }>(
-    `SELECT wait_event_type IS NOT DISTINCT FROM 'Lock' AS "waitingForLock" FROM pg_stat_activity
-      WHERE datname = current_database() AND state = 'active' AND starts_with(query, $1) AND pid <> pg_backend_pid()`,
-    [statementStart],
-  );
-  return rows;
+  await holder.query(options.lockStatement);
+  const { log, lines } = capturingLogger();
+  const maintenance = startAccessLogMaintenance({ pool: db.pool, log, retentionDays: 3650, daysAhead: 0, now: () => options.now });
+  const running = async () =>
+    (
+      await db.pool.query<{ waiting: boolean }>(
+        `SELECT wait_event_type IS NOT DISTINCT FROM 'Lock' AS waiting FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'active' AND starts_with(query, $1) AND pid <> pg_backend_pid()`,
+        [options.waiter],
+      )
+    ).rows;
+  try {
+    await waitFor(async () => (await running()).some((r) => r.waiting), 10_000, `"${options.waiter}" to wait for the lock`);
+    await maintenance.stop();
+    return { lines, stillRunning: await running() };
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+    await maintenance.stop(); // if the wait above failed; a second stop() does nothing
+  }
 }
 
 /** Writes `events` through a writer of their own (spooling to `spoolDir`) and fails unless every one was written. */
