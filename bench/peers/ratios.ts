@@ -16,9 +16,10 @@ function best(results: readonly PeerResult[], value: (r: PeerResult) => number |
 
 const ratio = (a: number, b: number | undefined): string => (b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
 
-/** The most the proxy held after the request loads (allowed, one connection, blocked): lists, connections and what the load left behind. */
+/** The most the proxy held after any request load (allowed, one connection, blocked, every round): lists, connections and what the load left behind. */
 function highestRss(r: PeerResult): number {
-  return Math.max(r.idleUsage.rssBytes, r.allowed.usage.rssBytes, ...r.lightRuns.map((run) => run.usage.rssBytes), r.blocked?.usage.rssBytes ?? 0);
+  const runs = [...r.allowedRounds, ...r.lightRuns, ...(r.blockedRounds ?? [])];
+  return Math.max(r.idleUsage.rssBytes, ...runs.map((run) => run.usage.rssBytes));
 }
 
 const mebibytes = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);

@@ -1,6 +1,7 @@
-// Every proxy of the comparison, one after another against the same local
-// origin, and the origin on its own as the limit: the run behind the peers
-// table in BENCHMARKS.md (bench/run.ts) and bench/peers/try.ts.
+// Every proxy of the comparison, all running at once against the same local
+// origin and measured side by side, with the origin on its own as the limit:
+// the run behind the peers table in BENCHMARKS.md (bench/run.ts) and
+// bench/peers/try.ts.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { runWrk } from '../load.js';
 import { writePaddedUt1Folder } from '../padded-lists.js';
 import { startE2guardian } from './e2guardian.js';
-import { measureOriginDirect, measurePeer, type MeasureSettings, type PeerResult } from './measure.js';
+import { measureSideBySide, originSubject, type MeasureSettings, type SideBySide, type Subject } from './measure.js';
 import { startOriginProcess } from './origin.js';
 import type { RunningPeer } from './peer.js';
 import { startPortcullis } from './portcullis.js';
@@ -48,39 +49,49 @@ export function checkPeerNames(names: readonly string[]): void {
   if (unknown.length > 0) throw new Error(`unknown peers ${unknown.join(', ')} (known: origin, ${Object.keys(STARTERS).join(', ')})`);
 }
 
-export async function measureAllPeers(names: readonly string[], settings: MeasureSettings, lists: string, progress: (line: string) => void): Promise<PeerResult[]> {
+/**
+ * Starts every proxy named (and takes the origin on its own as the limit,
+ * "origin"), measures them side by side in rounds (measure.ts), then stops
+ * them all. They run at once, each in a temp folder of its own.
+ */
+export async function measureAllPeers(names: readonly string[], settings: MeasureSettings, lists: string, progress: (line: string) => void): Promise<SideBySide> {
   checkPeerNames(names);
-  const results: PeerResult[] = [];
   const origin = await startOriginProcess();
+  const started: Array<{ peer?: RunningPeer; dir: string }> = [];
   try {
+    const subjects: Subject[] = [];
     for (const name of names) {
-      progress(`${name}…`);
       if (name === 'origin') {
-        results.push(await measureOriginDirect(origin, settings, () => treeUsage(origin.pid)));
+        subjects.push(originSubject(origin, () => treeUsage(origin.pid)));
         continue;
       }
-      const dir = await mkdtemp(path.join(os.tmpdir(), `portcullis-bench-${name}-`));
-      const started = performance.now();
-      let peer: RunningPeer | undefined;
-      try {
-        peer = await STARTERS[name]({ dir, port: await freePort(), lists, originPort: origin.port });
-        results.push(await measurePeer(peer, origin, settings, (performance.now() - started) / 1_000));
-      } finally {
-        await peer?.stop();
-        await rm(dir, { recursive: true, force: true });
-      }
+      progress(`starting ${name}…`);
+      const entry: { peer?: RunningPeer; dir: string } = { dir: await mkdtemp(path.join(os.tmpdir(), `portcullis-bench-${name}-`)) };
+      started.push(entry);
+      const began = performance.now();
+      entry.peer = await STARTERS[name]({ dir: entry.dir, port: await freePort(), lists, originPort: origin.port });
+      subjects.push({ peer: entry.peer, direct: false, startedIn: (performance.now() - began) / 1_000 });
     }
+    return await measureSideBySide(subjects, origin, settings, { progress });
   } finally {
+    for (const { peer, dir } of started) {
+      await peer?.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
     await origin.stop();
   }
-  return results;
+}
+
+/** The profile's load lasts as long as each proxy's allowed load in all rounds together. */
+export function profileSeconds(settings: MeasureSettings): number {
+  return settings.seconds * settings.rounds;
 }
 
 const MAIN_THREAD_PROFILE = /^CPU\.\d{8}\.\d{6}\.\d+\.0\.\d+\.cpuprofile$/;
 
 /**
  * A CPU profile of one Portcullis process serving allowed requests (wrk,
- * `seconds`, the same connections), for "where the time goes". Returns the
+ * profileSeconds(), the same connections), for "where the time goes". Returns the
  * main thread's .cpuprofile file, written when the process stops.
  */
 export async function profilePortcullis(settings: MeasureSettings, lists: string, profileDir: string): Promise<string> {
@@ -92,7 +103,7 @@ export async function profilePortcullis(settings: MeasureSettings, lists: string
     await verifyPeer(peer, origin);
     const result = await runWrk({
       connectPort: peer.port, target: `http://${ORIGIN_HOST}:${origin.port}/`, host: `${ORIGIN_HOST}:${origin.port}`,
-      connections: settings.connections, threads: settings.threads, durationSeconds: settings.seconds,
+      connections: settings.connections, threads: settings.threads, durationSeconds: profileSeconds(settings),
     });
     if (result.requests === 0 || result.non2xx3xx > 0) throw new Error(`profiling run: ${result.requests} requests, ${result.non2xx3xx} not 2xx/3xx`);
   } finally {

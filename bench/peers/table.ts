@@ -1,6 +1,7 @@
 // The peers' figures as Markdown tables: one row per peer, then how each
 // was set up.
-import { LIGHT_RUNS, medianLightRun, type MeasureSettings, type PeerResult } from './measure.js';
+import { medianLightRun, type LoadFigures, type MeasureSettings, type PeerResult } from './measure.js';
+import type { QuietTally } from './quiet.js';
 
 const whole = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '–' : Math.round(value).toLocaleString('en-GB'));
 const ms = (value: number): string => (value < 10 ? value.toFixed(2) : value.toFixed(1));
@@ -14,7 +15,15 @@ function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-export function formatPeerTable(results: readonly PeerResult[], settings: MeasureSettings): string {
+/** "name a, b, c" for every peer that has the runs: each round's figure, in round order. */
+function perRound(results: readonly PeerResult[], runs: (r: PeerResult) => readonly LoadFigures[] | undefined, figure: (run: LoadFigures) => string): string {
+  return results
+    .filter((r) => runs(r) !== undefined)
+    .map((r) => `${r.name} ${runs(r)!.map(figure).join(', ')}`)
+    .join('; ');
+}
+
+export function formatPeerTable(results: readonly PeerResult[], settings: MeasureSettings, quiet: QuietTally): string {
   const c = settings.connections;
   const header = [
     'peer',
@@ -52,10 +61,15 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
     );
   }
   const setups = results.map((r) => `- ${r.name} (${r.version}${r.startedIn ? `, started and ready in ${r.startedIn.toFixed(1)} s` : ''}): ${r.settings.join('; ')}`);
+  const rate = (run: LoadFigures) => whole(run.requestsPerSecond);
   const how =
-    `wrk ${settings.threads} threads, keep-alive, ${settings.seconds} s per case; ` +
-    `the one-connection case ${LIGHT_RUNS} runs of ${settings.lightSeconds} s, the run with the median p99 shown (p99 of each run, ms: ` +
-    `${results.map((r) => `${r.name} ${r.lightRuns.map((run) => ms(run.latencyP99Ms)).join(', ')}`).join('; ')}); ` +
+    `wrk ${settings.threads} threads, keep-alive; ${settings.rounds} rounds, each with one ${settings.seconds} s run of every case per proxy and one ${settings.lightSeconds} s run at one connection; ` +
+    `each figure is the proxy's median round (the one-connection columns: the run with the median p99). Each round's figure: ` +
+    `allowed req/s: ${perRound(results, (r) => r.allowedRounds, rate)}. ` +
+    `Blocked req/s: ${perRound(results, (r) => r.blockedRounds, rate)}. ` +
+    `One-connection p99, ms: ${perRound(results, (r) => r.lightRuns, (run) => ms(run.latencyP99Ms))}. ` +
+    `Before each of the ${quiet.runs} timed runs the bench waited for the machine to go quiet (under ${quiet.options.maxBusyCores} cores busy, all processes, over ${quiet.options.windowMs} ms): ` +
+    `${(quiet.waitedMs / 1000).toFixed(0)} s of waiting in all${quiet.notQuiet ? `; ${quiet.notQuiet} runs went ahead after ${quiet.options.timeoutMs / 1000} s without it (up to ${quiet.highestBusyCores.toFixed(2)} cores busy)` : ', and every run began on a quiet machine'}. ` +
     `${settings.tunnels} CONNECT tunnels each carrying one request; every case checked against the origin's count.`;
   const noise = results.some((r) => r.idle && (r.idle.rssBytesPerConnection < 0 || r.idle.pssBytesPerConnection < 0))
     ? [`"${GC_NOISE}": the proxy's memory fell while the idle clients connected (a garbage collection freed more than they took), so no figure per connection could be read.`, '']

@@ -1,6 +1,6 @@
-// Measures the peer proxies from Debian's packages one after another against
-// the same local origin, and the origin on its own as the limit, then prints
-// a table. Needs bench/peers/setup.sh to have run (as root).
+// Measures the peer proxies from Debian's packages side by side, in rounds,
+// against the same local origin, and the origin on its own as the limit, then
+// prints a table. Needs bench/peers/setup.sh to have run (as root).
 //
 //   npx tsc -p bench/tsconfig.json && node dist-bench/bench/peers/try.js
 //
@@ -9,7 +9,7 @@
 // portcullis runs one proxy worker per core, portcullis-1 one, portcullis-5m one
 // with the lists padded to 5 million domains (bench/padded-lists.ts); also "squid-1w" and
 // "squidguard-1w" for one SMP worker instead of two), BENCH_PEER_SECONDS (each wrk run,
-// default 10), BENCH_CONNECTIONS (default 50), BENCH_THREADS (wrk threads,
+// default 5), BENCH_PEER_ROUNDS (rounds over all the peers, default 3), BENCH_CONNECTIONS (default 50), BENCH_THREADS (wrk threads,
 // 1 or 2, default 2), BENCH_TUNNELS (CONNECT tunnels, default 3000),
 // BENCH_IDLE_CLIENTS (default 1000), BENCH_UT1 (UT1 folder).
 import os from 'node:os';
@@ -30,7 +30,9 @@ async function main(): Promise<void> {
   const threads = setting('BENCH_THREADS', 2);
   if (threads !== 1 && threads !== 2) throw new Error('BENCH_THREADS must be 1 or 2');
   const settings: MeasureSettings = {
-    seconds: setting('BENCH_PEER_SECONDS', 10),
+    seconds: setting('BENCH_PEER_SECONDS', 5),
+    rounds: setting('BENCH_PEER_ROUNDS', 3),
+    warmUpSeconds: 3,
     connections: setting('BENCH_CONNECTIONS', 50),
     threads,
     lightSeconds: 5,
@@ -39,9 +41,9 @@ async function main(): Promise<void> {
   };
   const lists = process.env.BENCH_UT1 ?? DEFAULT_UT1_FOLDER;
   const loadAtStart = os.loadavg();
-  const results = await measureAllPeers(wanted, settings, lists, (line) => console.error(line));
+  const { results, quiet } = await measureAllPeers(wanted, settings, lists, (line) => console.error(line));
   const loadAtEnd = os.loadavg();
-  console.log(formatPeerTable(results, settings));
+  console.log(formatPeerTable(results, settings, quiet));
   console.log(`\nload average (1/5/15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' / ')}; ${os.cpus().length} CPUs`);
 }
 

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ORIGIN_BODY } from '../../bench/common.js';
 import { measureConnectTunnels, measureIdleClients, originCountBounds, parseWrkOutput, runWrk } from '../../bench/load.js';
 import { BLOCKED_TEST_HOST } from '../../bench/peers/lists.js';
-import type { RunningPeer } from '../../bench/peers/peer.js';
+import { measureSideBySide, originSubject, type Subject } from '../../bench/peers/measure.js';
+import type { BlockAnswer, RunningPeer } from '../../bench/peers/peer.js';
 import { freePort } from '../../bench/common.js';
 import { treeUsage } from '../../bench/peers/proc.js';
 import { startSquidGuard, squidGuardBlockAnswer } from '../../bench/peers/squidguard.js';
@@ -49,6 +50,9 @@ interface TestOrigin {
   close(): Promise<void>;
 }
 
+const TEST_BLOCK_PAGE = 'blocked by the test proxy';
+const testBlockAnswer: BlockAnswer = { status: 403, description: 'the test 403', matches: (r) => r.status === 403 && r.body === TEST_BLOCK_PAGE };
+
 /** The bench origin's behaviour in this process: the 1 KiB page for everything, and a count. */
 async function startTestOrigin(): Promise<TestOrigin> {
   let served = 0;
@@ -72,11 +76,17 @@ async function startTestOrigin(): Promise<TestOrigin> {
   });
 }
 
-/** A forward proxy that filters nothing: every name is this machine. */
-async function startPassThroughProxy(): Promise<{ port: number; close(): Promise<void> }> {
+/** A forward proxy to this machine for every name; with `blockHost`, one that answers that name with a 403 of its own instead. */
+async function startPassThroughProxy(blockHost?: string): Promise<{ port: number; close(): Promise<void> }> {
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
     const target = new URL(req.url ?? '/');
+    if (target.hostname === blockHost) {
+      req.resume();
+      res.writeHead(403, { 'Content-Type': 'text/plain', 'Content-Length': TEST_BLOCK_PAGE.length });
+      res.end(TEST_BLOCK_PAGE);
+      return;
+    }
     const upstream = http.request({ host: '127.0.0.1', port: target.port, path: target.pathname, headers: { host: target.host }, agent }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
@@ -164,6 +174,57 @@ describe.skipIf(!hasWrk)('wrk against a local origin (skipped: wrk is not instal
     expect(served).toBeGreaterThanOrEqual(bounds.min);
     expect(served).toBeLessThanOrEqual(bounds.max);
   });
+});
+
+describe.skipIf(!hasWrk)('proxies measured side by side in rounds (skipped: wrk is not installed; bench/peers/setup.sh installs it)', () => {
+  let origin: TestOrigin;
+  const proxies: Array<{ port: number; close(): Promise<void> }> = [];
+  beforeAll(async () => {
+    origin = await startTestOrigin();
+  });
+  afterAll(async () => {
+    for (const proxy of proxies) await proxy.close();
+    await origin?.close();
+  });
+
+  it("gives each subject one run of each case per round, in the order listed then reversed, and its median round as its figure", async () => {
+    // The test proxy sends every name to this machine, so no /etc/hosts entry is needed.
+    const filtering = await startPassThroughProxy(BLOCKED_TEST_HOST);
+    proxies.push(filtering);
+    const asPeer = (name: string, port: number, blockAnswer?: BlockAnswer): Subject => ({
+      direct: false, startedIn: 0.1,
+      peer: { name, version: 'test', port, pid: process.pid, settings: [], blockAnswer, usage: () => treeUsage(process.pid), stop: async () => undefined },
+    });
+    const subjects = [originSubject({ ...origin, pid: process.pid }, () => treeUsage(process.pid)), asPeer('filtering', filtering.port, testBlockAnswer)];
+    const lines: string[] = [];
+    const settings = { seconds: 1, rounds: 2, warmUpSeconds: 1, connections: 4, threads: 1 as const, lightSeconds: 1, tunnels: 20, idleClients: 20 };
+    const { results, quiet } = await measureSideBySide(subjects, origin, settings, {
+      quiet: { maxBusyCores: Number.POSITIVE_INFINITY, windowMs: 10, timeoutMs: 1_000 },
+      progress: (line) => lines.push(line),
+    });
+
+    const measuredInOrder = lines.filter((line) => /^ {2}\S.*: allowed/.test(line)).map((line) => line.trim().split(':')[0]);
+    expect(measuredInOrder).toEqual(['origin direct (limit)', 'filtering', 'filtering', 'origin direct (limit)']);
+    expect(results.map((r) => r.name)).toEqual(['origin direct (limit)', 'filtering']);
+    for (const r of results) {
+      expect(r.allowedRounds).toHaveLength(2);
+      expect(r.lightRuns).toHaveLength(2);
+      expect(r.allowedRounds).toContain(r.allowed);
+      // Of two rounds the median is the faster one (the upper middle).
+      expect(r.allowed.requestsPerSecond).toBe(Math.max(...r.allowedRounds.map((run) => run.requestsPerSecond)));
+      expect(r.lightRuns.every((run) => run.requests > 0 && run.non2xx3xx === 0)).toBe(true);
+    }
+    const [direct, filter] = results;
+    expect(direct.blocked).toBeUndefined();
+    expect(direct.tunnels).toBeUndefined();
+    expect(filter.tunnels).toMatchObject({ tunnels: 20, failures: 0 });
+    expect(filter.idle).toMatchObject({ clients: 20, failures: 0 });
+    expect(filter.blockedRounds).toHaveLength(2);
+    expect(filter.blockedRounds!.every((run) => run.requests > 0 && run.statusCount?.count === run.requests)).toBe(true);
+    expect(filter.blocked?.blockAnswer).toBe('the test 403');
+    // Allowed and one-connection runs for both, a blocked run for the filtering one, in each round.
+    expect(quiet).toMatchObject({ runs: 2 * (2 * 2 + 1), notQuiet: 0 });
+  }, 60_000);
 });
 
 describe('CONNECT tunnels and idle clients through a pass-through proxy', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { LoadFigures, PeerResult } from '../../bench/peers/measure.js';
+import { medianRun, roundOrder, type LoadFigures, type PeerResult } from '../../bench/peers/measure.js';
+import { QuietTally } from '../../bench/peers/quiet.js';
 import type { TreeUsage } from '../../bench/peers/proc.js';
 import { formatRatios } from '../../bench/peers/ratios.js';
 import { formatPeerTable } from '../../bench/peers/table.js';
@@ -10,15 +11,22 @@ const load = (requestsPerSecond: number, latencyP99Ms: number, rssMiB: number): 
   requests: requestsPerSecond * 10, durationSeconds: 10, requestsPerSecond, latencyP50Ms: 1, latencyP99Ms,
   socketErrors: { connect: 0, read: 0, write: 0, timeout: 0 }, non2xx3xx: 0, cpuSeconds: 1, usage: usage(rssMiB),
 });
-/** lightP99: one figure for all three one-connection runs, or each run's. afterMiB: after the allowed, the one-connection and the blocked loads. */
-function peer(name: string, figures: { allowed: number; blocked?: number; lightP99: number | number[]; idleMiB: number; afterMiB?: number[] }): PeerResult {
+/**
+ * allowed, blocked: one rate for all three rounds, or each round's. lightP99: likewise for the
+ * one-connection runs. afterMiB: after the allowed, the one-connection and the blocked loads.
+ */
+function peer(name: string, figures: { allowed: number | number[]; blocked?: number | number[]; lightP99: number | number[]; idleMiB: number; afterMiB?: number[] }): PeerResult {
   const [allowedMiB, lightMiB, blockedMiB] = figures.afterMiB ?? [figures.idleMiB, figures.idleMiB, figures.idleMiB];
-  const lightP99s = typeof figures.lightP99 === 'number' ? [figures.lightP99, figures.lightP99, figures.lightP99] : figures.lightP99;
+  const rounds = (value: number | number[]) => (typeof value === 'number' ? [value, value, value] : value);
+  const allowedRounds = rounds(figures.allowed).map((rate) => load(rate, 5, allowedMiB));
+  const blockedRounds = figures.blocked === undefined ? undefined : rounds(figures.blocked).map((rate) => load(rate, 5, blockedMiB));
   return {
     name, version: '1', settings: [], startedIn: 1, idleUsage: usage(figures.idleMiB),
-    allowed: load(figures.allowed, 5, allowedMiB),
-    lightRuns: lightP99s.map((p99) => load(1000, p99, lightMiB)),
-    blocked: figures.blocked === undefined ? undefined : { ...load(figures.blocked, 5, blockedMiB), blockAnswer: '403' },
+    allowed: medianRun(allowedRounds, (run) => run.requestsPerSecond),
+    allowedRounds,
+    lightRuns: rounds(figures.lightP99).map((p99) => load(1000, p99, lightMiB)),
+    blocked: blockedRounds === undefined ? undefined : { ...medianRun(blockedRounds, (run) => run.requestsPerSecond), blockAnswer: '403' },
+    blockedRounds,
   };
 }
 
@@ -53,12 +61,48 @@ describe('the ratios table', () => {
 });
 
 describe('the peers table', () => {
-  const settings = { seconds: 10, connections: 50, threads: 2 as const, lightSeconds: 5, tunnels: 3000, idleClients: 1000 };
+  const settings = { seconds: 5, rounds: 3, warmUpSeconds: 3, connections: 50, threads: 2 as const, lightSeconds: 5, tunnels: 3000, idleClients: 1000 };
+  const quiet = new QuietTally({ maxBusyCores: 0.25, windowMs: 500, timeoutMs: 20_000 });
+  quiet.add({ quiet: true, waitedMs: 1_500, busyCores: 0.1 });
+  quiet.add({ quiet: false, waitedMs: 20_200, busyCores: 0.9 });
 
-  it("shows the one-connection run with the median p99, and names every run's p99", () => {
-    const table = formatPeerTable([peer('squid (2 workers)', { allowed: 10_000, lightP99: [3.1, 0.31, 0.4], idleMiB: 90 })], settings);
-    const cells = table.split('\n').find((line) => line.startsWith('| squid (2 workers) |'))!.split(' | ');
+  it("shows each proxy's median round, and every round's figure", () => {
+    const table = formatPeerTable([peer('squid + squidGuard (2 workers)', { allowed: [12_000, 9_000, 10_000], blocked: [8_000, 11_000, 9_500], lightP99: [3.1, 0.31, 0.4], idleMiB: 90 })], settings, quiet);
+    const cells = table.split('\n').find((line) => line.startsWith('| squid + squidGuard (2 workers) |'))!.split(' | ');
+    expect(cells[1]).toBe('10,000');
+    expect(cells[4]).toBe('9,500');
     expect(cells[7]).toBe('1.00 / 0.40');
-    expect(table).toContain('the one-connection case 3 runs of 5 s, the run with the median p99 shown (p99 of each run, ms: squid (2 workers) 3.10, 0.31, 0.40)');
+    expect(table).toContain('allowed req/s: squid + squidGuard (2 workers) 12,000, 9,000, 10,000.');
+    expect(table).toContain('Blocked req/s: squid + squidGuard (2 workers) 8,000, 11,000, 9,500.');
+    expect(table).toContain('One-connection p99, ms: squid + squidGuard (2 workers) 3.10, 0.31, 0.40.');
+  });
+
+  it('says how long the bench waited for a quiet machine, and how many runs went ahead without it', () => {
+    const table = formatPeerTable([peer('squid (2 workers)', { allowed: 10_000, lightP99: 1, idleMiB: 90 })], settings, quiet);
+    expect(table).toContain('Before each of the 2 timed runs the bench waited for the machine to go quiet (under 0.25 cores busy, all processes, over 500 ms): 22 s of waiting in all; 1 runs went ahead after 20 s without it (up to 0.90 cores busy).');
+  });
+});
+
+describe('rounds', () => {
+  it('take the proxies in the order listed, then reversed, then in order again', () => {
+    expect([0, 1, 2].map((round) => roundOrder(['origin', 'portcullis', 'squid'], round).join(' '))).toEqual([
+      'origin portcullis squid',
+      'squid portcullis origin',
+      'origin portcullis squid',
+    ]);
+  });
+
+  it("give a proxy's figure as its median round, whatever order the rounds came in", () => {
+    const runs = [12_000, 9_000, 10_000].map((rate) => load(rate, 5, 100));
+    expect(medianRun(runs, (run) => run.requestsPerSecond).requestsPerSecond).toBe(10_000);
+    expect(() => medianRun([], (run: LoadFigures) => run.requestsPerSecond)).toThrow(/no runs/);
+  });
+
+  it('compare Portcullis by its median round, not its best or its last', () => {
+    const ratios = formatRatios([
+      peer('squid (2 workers)', { allowed: [10_000, 10_000, 10_000], lightP99: 1, idleMiB: 90 }),
+      peer('Portcullis, 1 process', { allowed: [8_000, 20_000, 7_000], blocked: 15_000, lightP99: 1, idleMiB: 160 }),
+    ]);
+    expect(ratios.split('\n').find((line) => line.startsWith('| Portcullis, 1 process |'))!.split(' | ')[1]).toBe('0.80× (aim ≥ 1×)');
   });
 });
