@@ -1,12 +1,13 @@
 // Hourly upkeep of the access log: partitions created ahead, expired ones
-// dropped, the daily rollup refreshed for yesterday and today, and the index
-// by host built on days that have closed. Each step runs even if another
+// dropped, the daily rollup refreshed for the days that may have changed
+// (rollup.ts, daysToRollUp), and the index by host built on days that have
+// closed. Each step runs even if another
 // fails; failures are logged and retried next hour.
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import { indexClosedPartitions, type BuiltHostIndex } from './host-index.js';
-import { DAY_MS, dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
-import { rollupDay } from './rollup.js';
+import { dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
+import { daysToRollUp, rollupDay } from './rollup.js';
 
 export interface AccessLogMaintenanceOptions {
   pool: Pool;
@@ -71,10 +72,14 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
       );
     }
   });
-  // Yesterday's rollup is refreshed too, so late writes (a replayed spool) are counted.
-  for (const day of [new Date(now.getTime() - DAY_MS), now].map((d) => d.toISOString().slice(0, 10))) {
+  // Today, yesterday until late rows have had time to arrive, and days a replayed spool added rows to.
+  let due: string[] = [];
+  await step('choose days to roll up', async () => {
+    due = await daysToRollUp(pool, now, options.retentionDays);
+  });
+  for (const day of due) {
     await step(`rollup ${day}`, async () => {
-      await rollupDay(pool, day, signal);
+      await rollupDay(pool, day, { signal, now });
       report.rolledUp.push(day);
     });
   }

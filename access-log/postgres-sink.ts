@@ -5,7 +5,8 @@
 // written already (replayed from the spool after a write that timed out but
 // committed), or a first write that meets a row with the same (id, time), is
 // COPY'd into a session temp table instead and moved with
-// INSERT ... ON CONFLICT (id, time) DO NOTHING, so those rows are skipped.
+// INSERT ... ON CONFLICT (id, time) DO NOTHING, so those rows are skipped,
+// and the days of the rows it did add are marked for the rollup.
 // The direct path spares Postgres that INSERT ... SELECT, most of a batch's
 // work; the staging path is what makes a replay idempotent. The whole attempt
 // has a deadline; past it the connection is destroyed, which makes Postgres
@@ -13,6 +14,7 @@
 import copyStreams from 'pg-copy-streams';
 import type { Pool, PoolClient } from '../core/db.js';
 import { COPY_COLUMNS } from './copy-row.js';
+import { markDaysStaleSql } from './rollup.js';
 
 export class WriteTimeoutError extends Error {
   constructor(ms: number) {
@@ -34,6 +36,8 @@ const MOVE_FROM_STAGING = `
   INSERT INTO access_log (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM access_log_staging
   ON CONFLICT (id, time) DO NOTHING`;
 const COPY_INTO_LOG = `COPY access_log (${COLUMN_LIST}) FROM STDIN`;
+// Rows written again may belong to days already rolled up, however long ago.
+const MARK_DAYS_STALE = markDaysStaleSql('access_log_staging');
 const UNIQUE_VIOLATION = '23505';
 
 /** Whether the rows of a batch may already be in access_log. */
@@ -109,6 +113,7 @@ export class PostgresSink {
     await client.query('BEGIN');
     await copy(client, COPY_INTO_STAGING, copyText);
     const moved = await client.query(MOVE_FROM_STAGING);
+    if (moved.rowCount) await client.query(MARK_DAYS_STALE);
     await client.query('COMMIT');
     return moved.rowCount ?? 0;
   }

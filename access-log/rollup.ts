@@ -5,7 +5,8 @@
 // Monday runs from 00:00 to 24:00 London time. A request in several
 // categories counts once in each; one in none counts under category ''
 // (reports show it as "uncategorised"). Rows whose school no longer exists
-// are left out. Re-running a day replaces that day's rows.
+// are left out. Re-running a day replaces that day's rows. Which days are
+// due, and the marks late rows leave, are below (daysToRollUp, markDaysStaleSql).
 import { cancelOnAbort, inTransaction, type Pool } from '../core/db.js';
 
 /** With the day, the two int keys of the rollup's advisory lock. */
@@ -32,16 +33,25 @@ const ROLLUP = `
   ON CONFLICT ON CONSTRAINT access_log_daily_key
   DO UPDATE SET requests = EXCLUDED.requests, bytes = EXCLUDED.bytes`;
 
+export interface RollupOptions {
+  /** Aborting cancels the rollup: the transaction rolls back, the day keeps its rows as they were, and rollupDay rejects. */
+  signal?: AbortSignal;
+  /** The clock the day's rollup is recorded at (access_log_rollups), for daysToRollUp; now by default. */
+  now?: Date;
+}
+
 /**
  * Recomputes the rollup for `day` (YYYY-MM-DD); returns the number of rollup
- * rows it now has. An abort cancels it (a busy day's rollup can take a minute
- * or more): the transaction rolls back, the day keeps its rows as they were,
- * and this rejects.
+ * rows it now has. A busy day's rollup can take a minute or more: an abort
+ * cancels it. The day's mark for late rows, if any, is cleared in the same
+ * transaction, so a replay committed after the rollup read the log marks it
+ * again (see markDaysStale).
  */
-export async function rollupDay(pool: Pool, day: string, signal?: AbortSignal): Promise<number> {
+export async function rollupDay(pool: Pool, day: string, options: RollupOptions = {}): Promise<number> {
   if (!DAY.test(day) || Number.isNaN(new Date(`${day}T00:00:00Z`).getTime())) {
     throw new Error(`rollup day must be a date as YYYY-MM-DD, got "${day}"`);
   }
+  const { signal } = options;
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     const stopCancelling = cancelOnAbort(pool, rows[0].pid, signal);
@@ -51,12 +61,71 @@ export async function rollupDay(pool: Pool, day: string, signal?: AbortSignal): 
       // One rollup of a day at a time, so two processes cannot interleave delete and insert.
       await client.query('SELECT pg_advisory_xact_lock($1, $2::date - DATE \'2000-01-01\')', [ROLLUP_LOCK, day]);
       signal?.throwIfAborted();
+      // Before the rows are read: a replay marking the day meanwhile waits for this transaction, and its mark stays.
+      await client.query('DELETE FROM access_log_rollup_stale WHERE day = $1::date', [day]);
+      signal?.throwIfAborted();
       await client.query('DELETE FROM access_log_daily WHERE day = $1::date', [day]);
       signal?.throwIfAborted();
       const inserted = await client.query(ROLLUP, [day, UNCATEGORISED]);
+      signal?.throwIfAborted();
+      await client.query(
+        `INSERT INTO access_log_rollups (day, rolled_up_at) VALUES ($1::date, $2)
+         ON CONFLICT (day) DO UPDATE SET rolled_up_at = EXCLUDED.rolled_up_at`,
+        [day, options.now ?? new Date()],
+      );
       return inserted.rowCount ?? 0;
     } finally {
       await stopCancelling();
     }
   });
+}
+
+/**
+ * Rows can reach a day after it ends: a tunnel or a download is logged when
+ * it closes, with the time it began. A closed day is rolled up once more at
+ * the first run this long after the day ended in every school's time zone;
+ * then it is settled. Until then, reports show it as of the last rollup
+ * during the day (at most an hour short, at night). Rows later still (a
+ * tunnel open across midnight for longer than this) are in access_log but
+ * not in the day's rollup.
+ */
+export const LATE_ROWS_GRACE_HOURS = 6;
+
+/**
+ * The days the maintenance at `now` rolls up: today (UTC), yesterday once it
+ * is due to be settled, and every day within the retention that a spool
+ * replay has added rows to since its last rollup. Oldest first.
+ */
+export async function daysToRollUp(pool: Pool, now: Date, retentionDays: number): Promise<string[]> {
+  const { rows } = await pool.query<{ day: string }>(
+    `WITH yesterday AS (SELECT $1::date - 1 AS day),
+          settles_at AS (
+            SELECT max(((SELECT day FROM yesterday) + 1)::timestamp AT TIME ZONE timezone) + make_interval(hours => $4) AS at
+            FROM schools
+          )
+     SELECT to_char(day, 'YYYY-MM-DD') AS day FROM (
+       SELECT $1::date AS day
+       UNION
+       SELECT y.day FROM yesterday y, settles_at s
+        WHERE $2::timestamptz >= s.at
+          AND NOT EXISTS (SELECT 1 FROM access_log_rollups r WHERE r.day = y.day AND r.rolled_up_at >= s.at)
+       UNION
+       SELECT day FROM access_log_rollup_stale WHERE day <= $1::date AND day > $1::date - $3::int
+     ) AS due
+     ORDER BY day`,
+    [now.toISOString().slice(0, 10), now, retentionDays, LATE_ROWS_GRACE_HOURS],
+  );
+  return rows.map((r) => r.day);
+}
+
+/**
+ * Marks the school-local days of the rows in `stagingTable` for the next
+ * rollup. Run in the transaction that adds them to access_log: a rollup of
+ * the day that is reading the log meanwhile either waits for this mark (it
+ * updates an existing one) or has already cleared it and this makes a new one.
+ */
+export function markDaysStaleSql(stagingTable: string): string {
+  return `INSERT INTO access_log_rollup_stale (day)
+          SELECT DISTINCT (l.time AT TIME ZONE s.timezone)::date FROM ${stagingTable} l JOIN schools s ON s.id = l.school_id
+          ON CONFLICT (day) DO UPDATE SET marked_at = now()`;
 }

@@ -2,9 +2,11 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
-import { rollupDay } from '../../access-log/rollup.js';
+import { LATE_ROWS_GRACE_HOURS, rollupDay } from '../../access-log/rollup.js';
+import { AccessLogWriter } from '../../access-log/writer.js';
+import { createPool } from '../../core/db.js';
 import type { AccessEvent } from '../../proxy/types.js';
-import { accessEvent, capturingLogger, stopMaintenanceWhileWaiting, writeAllEvents, seedSchool, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
+import { accessEvent, capturingLogger, stopMaintenanceWhileWaiting, waitFor, writeAllEvents, seedSchool, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
 
 describe('access log partitions, retention and rollup', () => {
   const bed = useAccessLogTestBed();
@@ -135,6 +137,76 @@ describe('access log partitions, retention and rollup', () => {
     expect(report.failures).toEqual([]);
   });
 
+  const maintainAt = async (iso: string, retentionDays = 3650) =>
+    runAccessLogMaintenance({ pool: bed.db.pool, log: capturingLogger().log, retentionDays, daysAhead: 1, now: () => new Date(iso) });
+
+  it('rolls a closed day up once more at the first run the grace period after it ended in every school, then leaves it', async () => {
+    expect(LATE_ROWS_GRACE_HOURS).toBe(6);
+    // 10 February 2024 ends at 00:00Z in London and the UTC school, at 05:00Z in New York: settled from 11:00Z.
+    await seedSchool(bed.db.pool, 'New York School', 1, 'America/New_York');
+    const rolled = [];
+    for (const at of ['2024-02-10T22:00:00Z', '2024-02-11T01:00:00Z', '2024-02-11T10:30:00Z', '2024-02-11T11:30:00Z', '2024-02-11T12:30:00Z']) {
+      const report = await maintainAt(at);
+      expect(report.failures).toEqual([]);
+      rolled.push(report.rolledUp);
+    }
+    expect(rolled).toEqual([
+      ['2024-02-09', '2024-02-10'], // today, as every hour, and yesterday, never rolled up since it closed
+      ['2024-02-11'],
+      ['2024-02-11'], // London's grace is over, New York's is not
+      ['2024-02-10', '2024-02-11'], // the first run after New York's settles the day
+      ['2024-02-11'],
+    ]);
+  });
+
+  it('a spool replay marks the days of the rows it adds, and the next maintenance rolls them up however old they are', async () => {
+    const [alice] = london.userIds;
+    const at = (time: string) => accessEvent({ groupId: london.groupId, userId: alice, time: new Date(time), bytesIn: 0, bytesOut: 100 });
+    // Written live, as the proxy writes: no mark.
+    await write('replay-marks-live', [at('2024-03-02T10:00:00Z')]);
+    const marks = async () => (await bed.db.pool.query<{ day: string }>("SELECT to_char(day, 'YYYY-MM-DD') AS day FROM access_log_rollup_stale ORDER BY 1")).rows.map((r) => r.day);
+    expect(await marks()).toEqual([]);
+
+    // Recorded while Postgres could not be reached (nothing listens on port 1): spooled, then replayed.
+    const spoolDir = path.join(bed.spoolRoot, 'replay-marks');
+    const unreachable = createPool('postgres://portcullis@127.0.0.1:1/portcullis');
+    const offline = new AccessLogWriter({ pool: unreachable, spoolDir, log: capturingLogger().log, retryMinMs: 60_000 });
+    await offline.start();
+    // 23:30Z on 1 March is still 1 March in London (GMT); 23:30Z on 3 March 2024 too.
+    for (const time of ['2024-03-01T09:00:00Z', '2024-03-01T23:30:00Z', '2024-03-03T23:30:00Z']) offline.record(at(time));
+    await offline.close();
+    await unreachable.end();
+    expect(offline.counters()).toMatchObject({ spooled: 3, written: 0, dropped: 0 });
+    const online = new AccessLogWriter({ pool: bed.db.pool, spoolDir, log: capturingLogger().log });
+    await online.start();
+    await waitFor(() => online.spoolBytes === 0, 20_000, 'the spool to be replayed');
+    await online.close();
+    expect(online.counters()).toMatchObject({ replayed: 3, written: 3 });
+    expect(await marks()).toEqual(['2024-03-01', '2024-03-03']);
+
+    // Days before yesterday were never rolled up again before; within the retention they are now, and only they.
+    const report = await maintainAt('2024-03-10T12:00:00Z');
+    expect(report.rolledUp).toEqual(['2024-03-01', '2024-03-03', '2024-03-09', '2024-03-10']);
+    const daily = await bed.db.pool.query(
+      "SELECT to_char(day, 'YYYY-MM-DD') AS day, requests::int, bytes::int FROM access_log_daily WHERE school_id = $1 AND day BETWEEN '2024-03-01' AND '2024-03-03' ORDER BY day",
+      [london.schoolId],
+    );
+    // 2 March was written live and is not due: only a rollup of that day would count it.
+    expect(daily.rows).toEqual([
+      { day: '2024-03-01', requests: 2, bytes: 200 },
+      { day: '2024-03-03', requests: 1, bytes: 100 },
+    ]);
+    expect(await marks()).toEqual([]);
+    // The run at 12:00 settled yesterday, and the marks are gone.
+    expect((await maintainAt('2024-03-10T13:00:00Z')).rolledUp).toEqual(['2024-03-10']);
+  });
+
+  it('leaves a replayed day past the retention unrolled-up', async () => {
+    await bed.db.pool.query("INSERT INTO access_log_rollup_stale (day) VALUES ('2024-01-01')");
+    expect((await maintainAt('2024-04-01T12:00:00Z', 30)).rolledUp).toEqual(['2024-03-31', '2024-04-01']);
+    await bed.db.pool.query("DELETE FROM access_log_rollup_stale WHERE day = '2024-01-01'");
+  });
+
   it('stopping the maintenance cancels a rollup in progress, without a failure, and the day keeps its rollup as it was', async () => {
     const day = '2025-07-01';
     const [carol] = utc.userIds;
@@ -142,13 +214,14 @@ describe('access log partitions, retention and rollup', () => {
       accessEvent({ groupId: utc.groupId, userId: carol, time: new Date('2025-07-01T09:00:00Z') }),
       accessEvent({ groupId: utc.groupId, userId: carol, time: new Date('2025-07-01T10:00:00Z') }),
     ]);
-    await rollupDay(bed.db.pool, day);
+    // Rolled up during the day, so the maintenance the next day rolls it up again.
+    await rollupDay(bed.db.pool, day, { now: new Date('2025-07-01T12:00:00Z') });
     const rowsOf = async () => (await bed.db.pool.query('SELECT user_id, category, action, requests::int FROM access_log_daily WHERE day = $1 ORDER BY 1, 2, 3', [day])).rows;
     const before = await rowsOf();
     expect(before.map((r) => r.requests)).toEqual([2]);
     // Another session's lock makes the rollup wait, as a busy day's long one would.
     const { lines, stillRunning } = await stopMaintenanceWhileWaiting(bed.db, {
-      now: new Date('2025-07-02T01:00:00Z'),
+      now: new Date('2025-07-02T12:00:00Z'),
       lockStatement: 'LOCK TABLE access_log_daily IN SHARE MODE',
       waiter: 'DELETE FROM access_log_daily',
     });
