@@ -45,7 +45,7 @@ export interface RollupOptions {
  * rows it now has. A busy day's rollup can take a minute or more: an abort
  * cancels it. The day's mark for late rows, if any, is cleared in the same
  * transaction, so a replay committed after the rollup read the log marks it
- * again (see markDaysStale).
+ * again (see markDaysStaleSql).
  */
 export async function rollupDay(pool: Pool, day: string, options: RollupOptions = {}): Promise<number> {
   if (!DAY.test(day) || Number.isNaN(new Date(`${day}T00:00:00Z`).getTime())) {
