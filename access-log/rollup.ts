@@ -15,23 +15,35 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export const UNCATEGORISED = '';
 
-const ROLLUP = `
-  WITH bounds AS (
-    SELECT id AS school_id,
-           $1::date::timestamp AT TIME ZONE timezone AS day_start,
-           ($1::date + 1)::timestamp AT TIME ZONE timezone AS day_end
-    FROM schools
-  )
+/** Each school's local day as UTC instants. */
+const SCHOOL_DAYS = `
+  SELECT id, $1::date::timestamp AT TIME ZONE timezone AS day_start, ($1::date + 1)::timestamp AT TIME ZONE timezone AS day_end
+  FROM schools ORDER BY id`;
+
+/**
+ * One school's day, counted per set of categories first and the sets split
+ * into categories after (splitting each row cost more than counting it).
+ * The bounds come as values, not from a join, so that only the day's
+ * partitions are read. The planner cannot know that a day holds a few
+ * thousand (person, group, categories, action) groups, not millions: left
+ * to itself it walked the person index and sorted the whole day on disk,
+ * so the rollup's transaction turns sorting off (ROLLUP_PLAN) and it counts
+ * in a hash table, which spills to disk by itself if the groups outgrow
+ * memory. On a day of 16.5 million rows: 36 s before 5 Dec 2026, 12 s now,
+ * on one core.
+ */
+const ROLLUP_PLAN = 'SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off';
+const ROLLUP_SCHOOL = `
   INSERT INTO access_log_daily (school_id, day, user_id, group_id, category, action, requests, bytes)
-  SELECT l.school_id, $1::date, l.user_id, l.group_id, c.category, l.action, count(*), sum(l.bytes_in + l.bytes_out)
-  FROM bounds b
-  JOIN access_log l ON l.school_id = b.school_id AND l.time >= b.day_start AND l.time < b.day_end
-  CROSS JOIN LATERAL unnest(CASE WHEN cardinality(l.categories) = 0 THEN ARRAY[$2::text] ELSE l.categories END) AS c(category)
-  -- Bounds every school's day, so only the partitions that can hold it are scanned.
-  WHERE l.time >= (SELECT min(day_start) FROM bounds) AND l.time < (SELECT max(day_end) FROM bounds)
-  GROUP BY l.school_id, l.user_id, l.group_id, c.category, l.action
-  ON CONFLICT ON CONSTRAINT access_log_daily_key
-  DO UPDATE SET requests = EXCLUDED.requests, bytes = EXCLUDED.bytes`;
+  SELECT $1, $2::date, g.user_id, g.group_id, c.category, g.action, sum(g.requests), sum(g.bytes)
+  FROM (
+    SELECT user_id, group_id, categories, action, count(*) AS requests, sum(bytes_in + bytes_out) AS bytes
+    FROM access_log
+    WHERE school_id = $1 AND time >= $3 AND time < $4
+    GROUP BY user_id, group_id, categories, action
+  ) AS g
+  CROSS JOIN LATERAL unnest(CASE WHEN cardinality(g.categories) = 0 THEN ARRAY[$5::text] ELSE g.categories END) AS c(category)
+  GROUP BY g.user_id, g.group_id, c.category, g.action`;
 
 export interface RollupOptions {
   /** Aborting cancels the rollup: the transaction rolls back, the day keeps its rows as they were, and rollupDay rejects. */
@@ -66,14 +78,21 @@ export async function rollupDay(pool: Pool, day: string, options: RollupOptions 
       signal?.throwIfAborted();
       await client.query('DELETE FROM access_log_daily WHERE day = $1::date', [day]);
       signal?.throwIfAborted();
-      const inserted = await client.query(ROLLUP, [day, UNCATEGORISED]);
+      await client.query(ROLLUP_PLAN);
+      const schools = await client.query<{ id: number; day_start: Date; day_end: Date }>(SCHOOL_DAYS, [day]);
+      let inserted = 0;
+      for (const school of schools.rows) {
+        signal?.throwIfAborted();
+        const rolled = await client.query(ROLLUP_SCHOOL, [school.id, day, school.day_start, school.day_end, UNCATEGORISED]);
+        inserted += rolled.rowCount ?? 0;
+      }
       signal?.throwIfAborted();
       await client.query(
         `INSERT INTO access_log_rollups (day, rolled_up_at) VALUES ($1::date, $2)
          ON CONFLICT (day) DO UPDATE SET rolled_up_at = EXCLUDED.rolled_up_at`,
         [day, options.now ?? new Date()],
       );
-      return inserted.rowCount ?? 0;
+      return inserted;
     } finally {
       await stopCancelling();
     }
