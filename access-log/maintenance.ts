@@ -7,7 +7,7 @@ import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import { indexClosedPartitions, type BuiltHostIndex } from './host-index.js';
 import { dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
-import { daysToRollUp, rollupDay } from './rollup.js';
+import { daysToRollUp, forgetOldRollupRecords, rollupDay } from './rollup.js';
 
 export interface AccessLogMaintenanceOptions {
   pool: Pool;
@@ -72,9 +72,10 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
       );
     }
   });
-  // Today, yesterday until late rows have had time to arrive, and days a replayed spool added rows to.
+  // Each school's today, a closed day once late rows have had time to arrive, and days a replayed spool added rows to.
   let due: string[] = [];
   await step('choose days to roll up', async () => {
+    await forgetOldRollupRecords(pool, now, options.retentionDays);
     due = await daysToRollUp(pool, now, options.retentionDays);
   });
   for (const day of due) {

@@ -32,12 +32,15 @@ export function isDataError(err: unknown): boolean {
 const COLUMN_LIST = COPY_COLUMNS.join(', ');
 const STAGING_TABLE = `CREATE TEMP TABLE IF NOT EXISTS access_log_staging (LIKE access_log INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`;
 const COPY_INTO_STAGING = `COPY access_log_staging (${COLUMN_LIST}) FROM STDIN`;
+// The rows it adds may belong to days already rolled up, however long ago: their days are marked for the rollup.
 const MOVE_FROM_STAGING = `
-  INSERT INTO access_log (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM access_log_staging
-  ON CONFLICT (id, time) DO NOTHING`;
+  WITH moved AS (
+    INSERT INTO access_log (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM access_log_staging
+    ON CONFLICT (id, time) DO NOTHING
+    RETURNING school_id, time
+  ), marked AS (${markDaysStaleSql('moved')})
+  SELECT count(*)::int AS moved FROM moved`;
 const COPY_INTO_LOG = `COPY access_log (${COLUMN_LIST}) FROM STDIN`;
-// Rows written again may belong to days already rolled up, however long ago.
-const MARK_DAYS_STALE = markDaysStaleSql('access_log_staging');
 const UNIQUE_VIOLATION = '23505';
 
 /** Whether the rows of a batch may already be in access_log. */
@@ -112,10 +115,9 @@ export class PostgresSink {
     if (copyText === '') return 0;
     await client.query('BEGIN');
     await copy(client, COPY_INTO_STAGING, copyText);
-    const moved = await client.query(MOVE_FROM_STAGING);
-    if (moved.rowCount) await client.query(MARK_DAYS_STALE);
+    const moved = await client.query<{ moved: number }>(MOVE_FROM_STAGING);
     await client.query('COMMIT');
-    return moved.rowCount ?? 0;
+    return moved.rows[0].moved;
   }
 }
 

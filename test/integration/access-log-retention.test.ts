@@ -1,8 +1,9 @@
 import path from 'node:path';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
 import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
-import { LATE_ROWS_GRACE_HOURS, rollupDay } from '../../access-log/rollup.js';
+import { LATE_ROWS_GRACE_HOURS, markDaysStaleSql, rollupDay } from '../../access-log/rollup.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import { createPool } from '../../core/db.js';
 import type { AccessEvent } from '../../proxy/types.js';
@@ -12,11 +13,20 @@ describe('access log partitions, retention and rollup', () => {
   const bed = useAccessLogTestBed();
   let london: SeededSchool;
   let utc: SeededSchool;
+  let newYork: SeededSchool;
 
   beforeAll(async () => {
     london = await seedSchool(bed.db.pool, 'London School', 3, 'Europe/London');
     utc = await seedSchool(bed.db.pool, 'UTC School', 2, 'UTC');
+    newYork = await seedSchool(bed.db.pool, 'New York School', 1, 'America/New_York');
   });
+
+  /** Every day from `first` to `last`, as YYYY-MM-DD. */
+  const daysFrom = (first: string, last: string): string[] => {
+    const days = [];
+    for (let t = Date.parse(`${first}T00:00:00Z`); t <= Date.parse(`${last}T00:00:00Z`); t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+    return days;
+  };
 
   const write = (name: string, events: AccessEvent[]) => writeAllEvents(bed.db.pool, path.join(bed.spoolRoot, name), events);
 
@@ -125,14 +135,15 @@ describe('access log partitions, retention and rollup', () => {
   });
 
   it('maintenance creates ahead, applies retention, refreshes the rollup and indexes closed days by host, reporting each', async () => {
-    const now = new Date('2023-01-20T08:00:00Z');
+    const now = new Date('2023-01-20T12:00:00Z');
     await bed.db.pool.query("SELECT access_log_ensure_partitions('2023-01-01', '2023-01-03')");
     const report = await runAccessLogMaintenance({ pool: bed.db.pool, log: capturingLogger().log, retentionDays: 15, daysAhead: 1, now: () => now });
     expect(report.created).toEqual(['access_log_p20230119', 'access_log_p20230120', 'access_log_p20230121']);
     // Only these are older than 15 days before 2023-01-20: the other tests' partitions are all later.
     expect(report.dropped.map((p) => p.name)).toEqual(['access_log_p20230101', 'access_log_p20230102', 'access_log_p20230103']);
-    expect(report.rolledUp).toEqual(['2023-01-19', '2023-01-20']);
-    // The only partition left that ended by 2023-01-20 08:00.
+    // Today, and the week before it, never rolled up and past the time to settle.
+    expect(report.rolledUp).toEqual(daysFrom('2023-01-13', '2023-01-20'));
+    // The only partition left that ended by 2023-01-20 12:00.
     expect(report.indexed.map((b) => b.partition)).toEqual(['access_log_p20230119']);
     expect(report.failures).toEqual([]);
   });
@@ -142,8 +153,7 @@ describe('access log partitions, retention and rollup', () => {
 
   it('rolls a closed day up once more at the first run the grace period after it ended in every school, then leaves it', async () => {
     expect(LATE_ROWS_GRACE_HOURS).toBe(6);
-    // 10 February 2024 ends at 00:00Z in London and the UTC school, at 05:00Z in New York: settled from 11:00Z.
-    await seedSchool(bed.db.pool, 'New York School', 1, 'America/New_York');
+    // 10 February 2024 ends at 00:00Z in London and the UTC school, at 05:00Z in New York: it settles from 11:00Z.
     const rolled = [];
     for (const at of ['2024-02-10T22:00:00Z', '2024-02-11T01:00:00Z', '2024-02-11T10:30:00Z', '2024-02-11T11:30:00Z', '2024-02-11T12:30:00Z']) {
       const report = await maintainAt(at);
@@ -151,19 +161,21 @@ describe('access log partitions, retention and rollup', () => {
       rolled.push(report.rolledUp);
     }
     expect(rolled).toEqual([
-      ['2024-02-09', '2024-02-10'], // today, as every hour, and yesterday, never rolled up since it closed
-      ['2024-02-11'],
-      ['2024-02-11'], // London's grace is over, New York's is not
-      ['2024-02-10', '2024-02-11'], // the first run after New York's settles the day
+      daysFrom('2024-02-03', '2024-02-10'), // today, and the week before it, never rolled up
+      ['2024-02-10', '2024-02-11'], // still today in New York (20:00), today in London
+      ['2024-02-11'], // over in New York too, but not yet settled
+      ['2024-02-10', '2024-02-11'], // the first run past New York's grace settles it
       ['2024-02-11'],
     ]);
   });
 
-  it('a spool replay marks the days of the rows it adds, and the next maintenance rolls them up however old they are', async () => {
+  it('a spool replay marks the school-local days of the rows it adds, and the next maintenance rolls them up however old they are', async () => {
     const [alice] = london.userIds;
-    const at = (time: string) => accessEvent({ groupId: london.groupId, userId: alice, time: new Date(time), bytesIn: 0, bytesOut: 100 });
+    const [dan] = newYork.userIds;
+    const at = (school: SeededSchool, userId: number, time: string) =>
+      accessEvent({ groupId: school.groupId, userId, time: new Date(time), bytesIn: 0, bytesOut: 100 });
     // Written live, as the proxy writes: no mark.
-    await write('replay-marks-live', [at('2024-03-02T10:00:00Z')]);
+    await write('replay-marks-live', [at(london, alice, '2024-03-02T10:00:00Z')]);
     const marks = async () => (await bed.db.pool.query<{ day: string }>("SELECT to_char(day, 'YYYY-MM-DD') AS day FROM access_log_rollup_stale ORDER BY 1")).rows.map((r) => r.day);
     expect(await marks()).toEqual([]);
 
@@ -172,39 +184,85 @@ describe('access log partitions, retention and rollup', () => {
     const unreachable = createPool('postgres://portcullis@127.0.0.1:1/portcullis');
     const offline = new AccessLogWriter({ pool: unreachable, spoolDir, log: capturingLogger().log, retryMinMs: 60_000 });
     await offline.start();
-    // 23:30Z on 1 March is still 1 March in London (GMT); 23:30Z on 3 March 2024 too.
-    for (const time of ['2024-03-01T09:00:00Z', '2024-03-01T23:30:00Z', '2024-03-03T23:30:00Z']) offline.record(at(time));
+    const replayed = [
+      at(london, alice, '2024-03-01T09:00:00Z'),
+      at(london, alice, '2024-03-01T23:30:00Z'), // London is on GMT: still 1 March
+      at(london, alice, '2024-03-03T23:30:00Z'),
+      at(newYork, dan, '2024-03-05T03:00:00Z'), // 22:00 on 4 March in New York
+    ];
+    for (const event of replayed) offline.record(event);
     await offline.close();
     await unreachable.end();
-    expect(offline.counters()).toMatchObject({ spooled: 3, written: 0, dropped: 0 });
+    expect(offline.counters()).toMatchObject({ spooled: 4, written: 0, dropped: 0 });
     const online = new AccessLogWriter({ pool: bed.db.pool, spoolDir, log: capturingLogger().log });
     await online.start();
     await waitFor(() => online.spoolBytes === 0, 20_000, 'the spool to be replayed');
     await online.close();
-    expect(online.counters()).toMatchObject({ replayed: 3, written: 3 });
-    expect(await marks()).toEqual(['2024-03-01', '2024-03-03']);
+    expect(online.counters()).toMatchObject({ replayed: 4, written: 4 });
+    expect(await marks()).toEqual(['2024-03-01', '2024-03-03', '2024-03-04']);
 
-    // Days before yesterday were never rolled up again before; within the retention they are now, and only they.
+    // 1 March is older than the week the maintenance settles; it is rolled up all the same.
     const report = await maintainAt('2024-03-10T12:00:00Z');
-    expect(report.rolledUp).toEqual(['2024-03-01', '2024-03-03', '2024-03-09', '2024-03-10']);
+    expect(report.rolledUp).toEqual(['2024-03-01', ...daysFrom('2024-03-03', '2024-03-10')]);
     const daily = await bed.db.pool.query(
-      "SELECT to_char(day, 'YYYY-MM-DD') AS day, requests::int, bytes::int FROM access_log_daily WHERE school_id = $1 AND day BETWEEN '2024-03-01' AND '2024-03-03' ORDER BY day",
-      [london.schoolId],
+      `SELECT school_id, to_char(day, 'YYYY-MM-DD') AS day, requests::int, bytes::int FROM access_log_daily
+        WHERE school_id = ANY($1) AND day BETWEEN '2024-03-01' AND '2024-03-05' ORDER BY day`,
+      [[london.schoolId, newYork.schoolId]],
     );
-    // 2 March was written live and is not due: only a rollup of that day would count it.
+    // 2 March, written live, was rolled up by nothing: it is neither marked nor within the week.
     expect(daily.rows).toEqual([
-      { day: '2024-03-01', requests: 2, bytes: 200 },
-      { day: '2024-03-03', requests: 1, bytes: 100 },
+      { school_id: london.schoolId, day: '2024-03-01', requests: 2, bytes: 200 },
+      { school_id: london.schoolId, day: '2024-03-03', requests: 1, bytes: 100 },
+      { school_id: newYork.schoolId, day: '2024-03-04', requests: 1, bytes: 100 },
     ]);
     expect(await marks()).toEqual([]);
-    // The run at 12:00 settled yesterday, and the marks are gone.
+    // The run at 12:00 settled the days before; the marks are gone.
     expect((await maintainAt('2024-03-10T13:00:00Z')).rolledUp).toEqual(['2024-03-10']);
   });
 
-  it('leaves a replayed day past the retention unrolled-up', async () => {
+  it("keeps a mark that a replay bumps while the day's rollup reads the log, without holding the replay up", async () => {
+    const day = '2024-05-01';
+    const markSql = markDaysStaleSql(`(SELECT ${london.schoolId} AS school_id, '2024-05-01T12:00:00Z'::timestamptz AS time)`);
+    await bed.db.pool.query(markSql);
+    const generation = async () => (await bed.db.pool.query<{ generation: string }>('SELECT generation FROM access_log_rollup_stale WHERE day = $1', [day])).rows[0]?.generation;
+    expect(await generation()).toBe('1');
+
+    // The rollup finds the mark, then waits for another session's lock before it reads the log.
+    const holder = new pg.Client({ connectionString: bed.db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE access_log_daily IN SHARE MODE');
+      const rolling = rollupDay(bed.db.pool, day);
+      rolling.catch(() => undefined);
+      await waitFor(
+        async () => (await bed.db.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND starts_with(query, 'DELETE FROM access_log_daily')")).rowCount === 1,
+        10_000,
+        'the rollup to wait for the lock',
+      );
+      // A replay of the same day marks it again meanwhile, and is not made to wait.
+      await bed.db.pool.query(markSql);
+      expect(await generation()).toBe('2');
+      await holder.query('ROLLBACK');
+      await rolling;
+    } finally {
+      await holder.end();
+    }
+    // Its rows may not have been read: the mark stays for the next run.
+    expect(await generation()).toBe('2');
+    // A rollup with nothing marked meanwhile clears it.
+    await rollupDay(bed.db.pool, day);
+    expect(await generation()).toBeUndefined();
+  });
+
+  it("forgets a replayed day's mark once the day is past the retention, without rolling it up", async () => {
     await bed.db.pool.query("INSERT INTO access_log_rollup_stale (day) VALUES ('2024-01-01')");
-    expect((await maintainAt('2024-04-01T12:00:00Z', 30)).rolledUp).toEqual(['2024-03-31', '2024-04-01']);
-    await bed.db.pool.query("DELETE FROM access_log_rollup_stale WHERE day = '2024-01-01'");
+    try {
+      expect((await maintainAt('2024-04-01T12:00:00Z', 30)).rolledUp).toEqual(daysFrom('2024-03-25', '2024-04-01'));
+      expect((await bed.db.pool.query("SELECT 1 FROM access_log_rollup_stale WHERE day = '2024-01-01'")).rowCount).toBe(0);
+    } finally {
+      await bed.db.pool.query("DELETE FROM access_log_rollup_stale WHERE day = '2024-01-01'");
+    }
   });
 
   it('stopping the maintenance cancels a rollup in progress, without a failure, and the day keeps its rollup as it was', async () => {
@@ -214,14 +272,15 @@ describe('access log partitions, retention and rollup', () => {
       accessEvent({ groupId: utc.groupId, userId: carol, time: new Date('2025-07-01T09:00:00Z') }),
       accessEvent({ groupId: utc.groupId, userId: carol, time: new Date('2025-07-01T10:00:00Z') }),
     ]);
-    // Rolled up during the day, so the maintenance the next day rolls it up again.
-    await rollupDay(bed.db.pool, day, { now: new Date('2025-07-01T12:00:00Z') });
+    // Settled, then marked again by a replay: the next maintenance rolls it up first.
+    await maintainAt('2025-07-02T12:00:00Z');
+    await bed.db.pool.query('INSERT INTO access_log_rollup_stale (day) VALUES ($1)', [day]);
     const rowsOf = async () => (await bed.db.pool.query('SELECT user_id, category, action, requests::int FROM access_log_daily WHERE day = $1 ORDER BY 1, 2, 3', [day])).rows;
     const before = await rowsOf();
     expect(before.map((r) => r.requests)).toEqual([2]);
     // Another session's lock makes the rollup wait, as a busy day's long one would.
     const { lines, stillRunning } = await stopMaintenanceWhileWaiting(bed.db, {
-      now: new Date('2025-07-02T12:00:00Z'),
+      now: new Date('2025-07-02T13:00:00Z'),
       lockStatement: 'LOCK TABLE access_log_daily IN SHARE MODE',
       waiter: 'DELETE FROM access_log_daily',
     });
@@ -229,5 +288,8 @@ describe('access log partitions, retention and rollup', () => {
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log maintenance step cancelled: stopping').map((l) => l.step)).toEqual([`rollup ${day}`]);
     expect(await rowsOf()).toEqual(before);
+    // Rolled back with the rest: the mark waits for the next run.
+    expect((await bed.db.pool.query('SELECT 1 FROM access_log_rollup_stale WHERE day = $1', [day])).rowCount).toBe(1);
+    await bed.db.pool.query('DELETE FROM access_log_rollup_stale WHERE day = $1', [day]);
   });
 });
