@@ -287,7 +287,7 @@ async function main(): Promise<void> {
     '### Portcullis beside squid, squidGuard, e2guardian and tinyproxy (same run, same origin, same UT1 lists)',
     '',
     'All the proxies running at once, each on 127.0.0.1 in front of the same local origin (1 KiB answers), loaded by wrk over keep-alive connections with absolute-URI requests as a browser sends to a proxy; ' +
-      `the origin on its own is the limit. They are measured in ${peerSettings.rounds} rounds, each giving every one of them its runs in turn (in the order listed, then reversed), and each figure is a proxy's median round, so that the machine's drift falls on all alike. ` +
+      `the origin on its own is the limit. They are measured in ${peerSettings.rounds} rounds, each giving every one of them its runs in turn (in the order listed, then reversed), each rate and latency figure is a proxy's median round, and each ratio the median of the ratios within each round, so that the machine's drift falls on all alike. ` +
       'Every case is checked against the origin\'s own count: allowed requests all reached it and came back 2xx; blocked requests never reached it and were all the block answer; every CONNECT tunnel carried one request. ' +
       'Portcullis runs as installed (`portcullis start` from dist/, its embedded Postgres, access logging on); its CPU and memory leave out its Postgres.',
     '',

@@ -8,7 +8,8 @@
 // proxy (and the origin on its own, the limit) one allowed run, one
 // one-connection run and, for filtering proxies, one blocked run, in the
 // order listed and then reversed in the next round. A proxy's figure is its
-// median round. Measured one after another instead, the same build of
+// median round. CONNECT tunnels and idle clients are measured once each,
+// after the rounds. Measured one after another instead, the same build of
 // Portcullis gave 9,691 and 16,162 allowed requests/s ten minutes apart: the
 // machine's speed drifts, and a drift must fall on every proxy alike rather
 // than on whichever happened to be measured in it. Before each timed run the
@@ -236,8 +237,10 @@ export async function measureSideBySide(subjects: readonly Subject[], origin: Co
       result.blockedRounds = m.blocked;
     }
     if (!direct) {
+      quiet.add(await waitForQuietMachine(quiet.options));
       result.tunnels = await measureTunnels(m.subject, origin, settings);
       progress(`  ${peer.name}: CONNECT ${Math.round(result.tunnels.tunnelsPerSecond)} tunnels/s, ${result.tunnels.failures} failed${result.tunnels.firstFailure ? ` (${result.tunnels.firstFailure})` : ''}`);
+      quiet.add(await waitForQuietMachine(quiet.options));
       const idle = await measureIdleClients({ proxyPort: peer.port, url: `http://${ORIGIN_HOST}:${origin.port}/`, clients: settings.idleClients, usage: () => peer.usage() });
       progress(`  ${peer.name}: ${idle.clients} idle clients: ${idle.failures} failed, ${idle.closedByProxy} closed by the proxy, ${Math.round(idle.rssBytesPerConnection)} B RSS per connection`);
       result.idle = idle;

@@ -23,6 +23,11 @@ export function parseCpuTicks(procStat: string): CpuTicks {
   return { busy, total: busy + idle + iowait };
 }
 
+/** The CPUs /proc/stat's machine-wide line sums over (its cpuN lines), whatever this process may run on. */
+export function cpuCount(procStat: string): number {
+  return procStat.match(/^cpu\d+\s/gm)?.length ?? 0;
+}
+
 /** Cores busy between two readings: 1.5 means one and a half of the machine's cores were in use throughout. */
 export function busyCoresBetween(before: CpuTicks, after: CpuTicks, cores: number): number {
   const total = after.total - before.total;
@@ -52,7 +57,7 @@ const procStatTicks = (): CpuTicks => parseCpuTicks(readFileSync('/proc/stat', '
 
 export async function waitForQuietMachine(options: QuietOptions = DEFAULT_QUIET): Promise<QuietWait> {
   const readTicks = options.readTicks ?? procStatTicks;
-  const cores = os.availableParallelism();
+  const cores = options.readTicks ? os.availableParallelism() : cpuCount(readFileSync('/proc/stat', 'utf8'));
   const started = Date.now();
   for (;;) {
     const before = readTicks();

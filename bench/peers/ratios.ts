@@ -1,17 +1,42 @@
 // Portcullis against the peers measured in the same run, as ratios, each
 // beside the aim issue 7 sets for it.
-import { medianLightRun, type PeerResult } from './measure.js';
+import type { PeerResult } from './measure.js';
 
 const isPortcullis = (r: PeerResult): boolean => r.name.startsWith('Portcullis');
 const isLimit = (r: PeerResult): boolean => r.name.startsWith('origin direct');
 
-function best(results: readonly PeerResult[], value: (r: PeerResult) => number | undefined): { name: string; value: number } | undefined {
-  let found: { name: string; value: number } | undefined;
-  for (const r of results) {
-    const v = value(r);
-    if (v !== undefined && Number.isFinite(v) && (found === undefined || v > found.value)) found = { name: r.name, value: v };
+/** The best peer's figure in each round (by `value`), and the peers that were best. */
+function bestPerRound(peers: readonly PeerResult[], rounds: number, value: (r: PeerResult, round: number) => number | undefined): { values: Array<number | undefined>; names: string[] } {
+  const values: Array<number | undefined> = [];
+  const names = new Set<string>();
+  for (let round = 0; round < rounds; round++) {
+    let found: { name: string; value: number } | undefined;
+    for (const r of peers) {
+      const v = value(r, round);
+      if (v !== undefined && Number.isFinite(v) && (found === undefined || v > found.value)) found = { name: r.name, value: v };
+    }
+    values.push(found?.value);
+    if (found) names.add(found.name);
   }
-  return found;
+  return { values, names: [...names] };
+}
+
+const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * Portcullis's figure over the other's, round by round (both measured in the
+ * same round, so in the same spell of the machine), as the median of those
+ * ratios with each round's beside it.
+ */
+function roundRatios(ours: ReadonlyArray<number | undefined>, theirs: ReadonlyArray<number | undefined>, aim?: string): string {
+  const ratios: number[] = [];
+  ours.forEach((value, round) => {
+    const other = theirs[round];
+    if (value !== undefined && other !== undefined && other > 0) ratios.push(value / other);
+  });
+  if (ratios.length === 0) return '–';
+  const notes = [...(ratios.length > 1 ? [`rounds ${ratios.map((r) => r.toFixed(2)).join(', ')}`] : []), ...(aim ? [`aim ${aim}`] : [])];
+  return `${median(ratios).toFixed(2)}×${notes.length ? ` (${notes.join('; ')})` : ''}`;
 }
 
 const ratio = (a: number, b: number | undefined): string => (b === undefined || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
@@ -29,31 +54,38 @@ const AIM_MIB = Math.floor(400e6 / 2 ** 20);
 const holdsFullLists = (r: PeerResult): boolean => / domains$/.test(r.name);
 
 /**
- * What the proxy adds to the one-connection p99, median run against median
- * run. An origin slower on its own than through the proxy was disturbed
- * while measured: no figure is made of that.
+ * What the proxy adds to the one-connection p99: round by round, its p99
+ * less the origin's in the same round, the median of those. When the origin
+ * alone was slower in most rounds it was disturbed while measured: no
+ * figure is made of that.
  */
 function addedP99Cell(r: PeerResult, limit: PeerResult | undefined): string {
   if (!limit) return '–';
-  const through = medianLightRun(r).latencyP99Ms;
-  const direct = medianLightRun(limit).latencyP99Ms;
-  if (direct > through) return `– (the origin alone had the higher p99, ${direct.toFixed(2)} against ${through.toFixed(2)} ms: disturbed, measure again)`;
-  return `${(through - direct).toFixed(2)} ms (aim < 2 ms)`;
+  const added = r.lightRuns.map((run, round) => run.latencyP99Ms - (limit.lightRuns[round]?.latencyP99Ms ?? Number.NaN)).filter(Number.isFinite);
+  if (added.length === 0) return '–';
+  const middle = median(added);
+  if (middle < 0) return `– (the origin alone had the higher p99 in most rounds: disturbed, measure again)`;
+  const each = added.length > 1 ? `rounds ${added.map((a) => a.toFixed(2)).join(', ')}; ` : '';
+  return `${middle.toFixed(2)} ms (${each}aim < 2 ms)`;
 }
 
 export function formatRatios(results: readonly PeerResult[]): string {
   const peers = results.filter((r) => !isPortcullis(r) && !isLimit(r));
   const limit = results.find(isLimit);
-  const bestAllowed = best(peers, (r) => r.allowed.requestsPerSecond);
-  const bestBlocked = best(peers, (r) => r.blocked?.requestsPerSecond);
-  const bestTunnels = best(peers, (r) => r.tunnels?.tunnelsPerSecond);
+  const rounds = Math.max(0, ...results.map((r) => r.allowedRounds.length));
+  const allowedOf = (r: PeerResult, round: number) => r.allowedRounds[round]?.requestsPerSecond;
+  const blockedOf = (r: PeerResult, round: number) => r.blockedRounds?.[round]?.requestsPerSecond;
+  const roundsOf = (r: PeerResult, value: (r: PeerResult, round: number) => number | undefined) => Array.from({ length: rounds }, (_, round) => value(r, round));
+  const bestAllowed = bestPerRound(peers, rounds, allowedOf);
+  const bestBlocked = bestPerRound(peers, rounds, blockedOf);
+  const bestTunnels = bestPerRound(peers, 1, (r) => r.tunnels?.tunnelsPerSecond);
   const rows = results.filter(isPortcullis).map((r) => {
     return [
       r.name,
-      `${ratio(r.allowed.requestsPerSecond, bestAllowed?.value)} (aim ≥ 1×)`,
-      `${ratio(r.allowed.requestsPerSecond, limit?.allowed.requestsPerSecond)} (aim ≥ 0.5×)`,
-      r.blocked ? `${ratio(r.blocked.requestsPerSecond, bestBlocked?.value)} (aim ≥ 2×)` : '–',
-      r.tunnels ? ratio(r.tunnels.tunnelsPerSecond, bestTunnels?.value) : '–',
+      roundRatios(roundsOf(r, allowedOf), bestAllowed.values, '≥ 1×'),
+      limit ? roundRatios(roundsOf(r, allowedOf), roundsOf(limit, allowedOf), '≥ 0.5×') : '–',
+      r.blocked ? roundRatios(roundsOf(r, blockedOf), bestBlocked.values, '≥ 2×') : '–',
+      r.tunnels ? ratio(r.tunnels.tunnelsPerSecond, bestTunnels.values[0]) : '–',
       addedP99Cell(r, limit),
       `${mebibytes(r.idleUsage.rssBytes)} / ${mebibytes(highestRss(r))} MiB${holdsFullLists(r) ? ` (aim < 400 MB = ${AIM_MIB} MiB)` : ''}`,
     ];
@@ -61,21 +93,25 @@ export function formatRatios(results: readonly PeerResult[]): string {
   const scaling = (() => {
     const one = results.find((r) => r.name === 'Portcullis, 1 process');
     const many = results.find((r) => /^Portcullis, \d+ workers$/.test(r.name));
-    return one && many ? `Scaling: ${many.name} ÷ one process = ${ratio(many.allowed.requestsPerSecond, one.allowed.requestsPerSecond)} allowed requests/s, ${ratio(many.blocked?.requestsPerSecond ?? 0, one.blocked?.requestsPerSecond)} blocked.` : '';
+    if (!one || !many) return '';
+    return `Scaling: ${many.name} ÷ one process: ${roundRatios(roundsOf(many, allowedOf), roundsOf(one, allowedOf))} allowed requests/s, ${roundRatios(roundsOf(many, blockedOf), roundsOf(one, blockedOf))} blocked.`;
   })();
+  const named = (best: { names: string[] }) => best.names.join(' or ') || '–';
   const header = [
     'Portcullis',
-    `allowed req/s ÷ best peer (${bestAllowed?.name ?? '–'})`,
+    `allowed req/s ÷ best peer of each round (${named(bestAllowed)})`,
     'allowed req/s ÷ origin direct',
-    `blocked req/s ÷ best filtering peer (${bestBlocked?.name ?? '–'})`,
-    `CONNECT tunnels/s ÷ best peer (${bestTunnels?.name ?? '–'})`,
-    'p99 added at one connection (vs origin direct)',
+    `blocked req/s ÷ best filtering peer of each round (${named(bestBlocked)})`,
+    `CONNECT tunnels/s ÷ best peer (${named(bestTunnels)})`,
+    'p99 added at one connection (vs origin direct, same round)',
     'RSS idle / highest after the request loads',
   ];
   return [
     `| ${header.join(' | ')} |`,
     `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
     ...rows.map((cells) => `| ${cells.join(' | ')} |`),
+    '',
+    'Each ratio is the median of the ratios within each round (both figures taken in the same round, so in the same spell of the machine), with every round\'s beside it.',
     '',
     scaling,
   ].join('\n');

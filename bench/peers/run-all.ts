@@ -74,11 +74,14 @@ export async function measureAllPeers(names: readonly string[], settings: Measur
     }
     return await measureSideBySide(subjects, origin, settings, { progress });
   } finally {
+    // Every one is stopped and its folder removed even if another would not stop.
+    const failures: unknown[] = [];
     for (const { peer, dir } of started) {
-      await peer?.stop();
-      await rm(dir, { recursive: true, force: true });
+      await peer?.stop().catch((err: unknown) => failures.push(err));
+      await rm(dir, { recursive: true, force: true }).catch((err: unknown) => failures.push(err));
     }
-    await origin.stop();
+    await origin.stop().catch((err: unknown) => failures.push(err));
+    if (failures.length) throw new AggregateError(failures, `${failures.length} of the bench's processes or folders could not be cleaned up`);
   }
 }
 

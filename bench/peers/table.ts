@@ -64,12 +64,12 @@ export function formatPeerTable(results: readonly PeerResult[], settings: Measur
   const rate = (run: LoadFigures) => whole(run.requestsPerSecond);
   const how =
     `wrk ${settings.threads} threads, keep-alive; ${settings.rounds} rounds, each with one ${settings.seconds} s run of every case per proxy and one ${settings.lightSeconds} s run at one connection; ` +
-    `each figure is the proxy's median round (the one-connection columns: the run with the median p99). Each round's figure: ` +
+    `the allowed and blocked figures are each proxy's median round, the one-connection columns its run with the median p99; CONNECT tunnels and idle clients one run each, after the rounds. Each round's figure: ` +
     `allowed req/s: ${perRound(results, (r) => r.allowedRounds, rate)}. ` +
     `Blocked req/s: ${perRound(results, (r) => r.blockedRounds, rate)}. ` +
     `One-connection p99, ms: ${perRound(results, (r) => r.lightRuns, (run) => ms(run.latencyP99Ms))}. ` +
-    `Before each of the ${quiet.runs} timed runs the bench waited for the machine to go quiet (under ${quiet.options.maxBusyCores} cores busy, all processes, over ${quiet.options.windowMs} ms): ` +
-    `${(quiet.waitedMs / 1000).toFixed(0)} s of waiting in all${quiet.notQuiet ? `; ${quiet.notQuiet} runs went ahead after ${quiet.options.timeoutMs / 1000} s without it (up to ${quiet.highestBusyCores.toFixed(2)} cores busy)` : ', and every run began on a quiet machine'}. ` +
+    `Before each of the ${quiet.runs} timed runs (tunnels and idle clients included) the bench waited for the machine to go quiet (under ${quiet.options.maxBusyCores} cores busy, all processes, over ${quiet.options.windowMs} ms): ` +
+    `${(quiet.waitedMs / 1000).toFixed(0)} s of waiting in all${quiet.notQuiet ? `; ${quiet.notQuiet} of them went ahead after ${quiet.options.timeoutMs / 1000} s without it (up to ${quiet.highestBusyCores.toFixed(2)} cores busy)` : ', and every run began on a quiet machine'}. ` +
     `${settings.tunnels} CONNECT tunnels each carrying one request; every case checked against the origin's count.`;
   const noise = results.some((r) => r.idle && (r.idle.rssBytesPerConnection < 0 || r.idle.pssBytesPerConnection < 0))
     ? [`"${GC_NOISE}": the proxy's memory fell while the idle clients connected (a garbage collection freed more than they took), so no figure per connection could be read.`, '']

@@ -222,8 +222,8 @@ describe.skipIf(!hasWrk)('proxies measured side by side in rounds (skipped: wrk 
     expect(filter.blockedRounds).toHaveLength(2);
     expect(filter.blockedRounds!.every((run) => run.requests > 0 && run.statusCount?.count === run.requests)).toBe(true);
     expect(filter.blocked?.blockAnswer).toBe('the test 403');
-    // Allowed and one-connection runs for both, a blocked run for the filtering one, in each round.
-    expect(quiet).toMatchObject({ runs: 2 * (2 * 2 + 1), notQuiet: 0 });
+    // Allowed and one-connection runs for both, a blocked run for the filtering one, in each round; then its tunnels and idle clients.
+    expect(quiet).toMatchObject({ runs: 2 * (2 * 2 + 1) + 2, notQuiet: 0 });
   }, 60_000);
 });
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { busyCoresBetween, parseCpuTicks, QuietTally, waitForQuietMachine, type CpuTicks } from '../../bench/peers/quiet.js';
+import { busyCoresBetween, cpuCount, parseCpuTicks, QuietTally, waitForQuietMachine, type CpuTicks } from '../../bench/peers/quiet.js';
 
 // Captured from a 2-core machine: user nice system idle iowait irq softirq steal guest guest_nice.
 const PROC_STAT = `cpu  1000 20 300 5000 40 5 6 70 0 0
@@ -23,6 +23,11 @@ describe('reading /proc/stat', () => {
     const ticks = parseCpuTicks(readFileSync('/proc/stat', 'utf8'));
     expect(ticks.total).toBeGreaterThan(ticks.busy);
     expect(ticks.busy).toBeGreaterThan(0);
+  });
+
+  it('counts the CPUs the machine-wide line sums over', () => {
+    expect(cpuCount(PROC_STAT)).toBe(2);
+    expect(cpuCount(readFileSync('/proc/stat', 'utf8'))).toBeGreaterThan(0);
   });
 
   it('refuses text without the machine-wide line', () => {
