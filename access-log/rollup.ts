@@ -115,7 +115,7 @@ export async function rollupDay(pool: Pool, day: string, options: RollupOptions 
  * it closes, with the time it began. A day that has ended in every school's
  * time zone is rolled up once more by the first run this long after that;
  * then it is settled. Until then, reports show it as of its last hourly
- * rollup (at most an hour short, at night). Rows later still (a tunnel open
+ * rollup (at most its last hour short). Rows later still (a tunnel open
  * across midnight for longer than this) are in access_log but not in the
  * day's rollup.
  */
