@@ -186,8 +186,9 @@ interface Measured {
 export async function measureSideBySide(subjects: readonly Subject[], origin: CountingOrigin, settings: MeasureSettings, options: SideBySideOptions = {}): Promise<SideBySide> {
   const quiet = new QuietTally(options.quiet ?? DEFAULT_QUIET);
   const progress = options.progress ?? (() => undefined);
+  const waitForQuiet = async (): Promise<void> => quiet.add(await waitForQuietMachine(quiet.options));
   const timedRun = async (...args: Parameters<typeof loadRun>): Promise<CheckedRun> => {
-    quiet.add(await waitForQuietMachine(quiet.options));
+    await waitForQuiet();
     return loadRun(...args);
   };
 
@@ -237,10 +238,10 @@ export async function measureSideBySide(subjects: readonly Subject[], origin: Co
       result.blockedRounds = m.blocked;
     }
     if (!direct) {
-      quiet.add(await waitForQuietMachine(quiet.options));
+      await waitForQuiet();
       result.tunnels = await measureTunnels(m.subject, origin, settings);
       progress(`  ${peer.name}: CONNECT ${Math.round(result.tunnels.tunnelsPerSecond)} tunnels/s, ${result.tunnels.failures} failed${result.tunnels.firstFailure ? ` (${result.tunnels.firstFailure})` : ''}`);
-      quiet.add(await waitForQuietMachine(quiet.options));
+      await waitForQuiet();
       const idle = await measureIdleClients({ proxyPort: peer.port, url: `http://${ORIGIN_HOST}:${origin.port}/`, clients: settings.idleClients, usage: () => peer.usage() });
       progress(`  ${peer.name}: ${idle.clients} idle clients: ${idle.failures} failed, ${idle.closedByProxy} closed by the proxy, ${Math.round(idle.rssBytesPerConnection)} B RSS per connection`);
       result.idle = idle;

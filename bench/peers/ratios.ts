@@ -1,5 +1,6 @@
 // Portcullis against the peers measured in the same run, as ratios, each
 // beside the aim issue 7 sets for it.
+import { median } from '../common.js';
 import type { PeerResult } from './measure.js';
 
 const isPortcullis = (r: PeerResult): boolean => r.name.startsWith('Portcullis');
@@ -20,8 +21,6 @@ function bestPerRound(peers: readonly PeerResult[], rounds: number, value: (r: P
   }
   return { values, names: [...names] };
 }
-
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
  * Portcullis's figure over the other's, round by round (both measured in the
