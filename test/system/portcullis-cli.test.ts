@@ -255,6 +255,20 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     expect(entries.rows[0].n).toBeGreaterThan(500_000);
   });
 
+  it('runs its embedded Postgres without the allocator setting it gives its own processes', () => {
+    // With glibc's mmap threshold set, Postgres gave memory back and took it again on every COPY (core/allocator-settings.ts).
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const setting = Object.entries(ALLOCATOR_ENVIRONMENT).map(([name, value]) => `${name}=${value}`);
+    const postmaster = Number(readFileSync(path.join(dataDir, 'var', 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const main = portcullis!.process.pid!;
+    const children = readFileSync(`/proc/${main}/task/${main}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const workers = children.filter((pid) => pid !== postmaster);
+    expect(children).toContain(postmaster);
+    expect(workers).toHaveLength(2); // PROXY_WORKERS
+    for (const pid of [main, ...workers]) expect(environ(pid)).toEqual(expect.arrayContaining(setting));
+    expect(environ(postmaster).filter((variable) => variable.startsWith('MALLOC_'))).toEqual([]);
+  });
+
   it('answers GET /healthz on the admin port: database and policy ok', async () => {
     const res = await fetch(`http://127.0.0.1:${ports.admin}/healthz`);
     expect(res.status).toBe(200);

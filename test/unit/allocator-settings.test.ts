@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ALLOCATOR_ENVIRONMENT, missingAllocatorSettings } from '../../core/allocator-settings.js';
+import { ALLOCATOR_ENVIRONMENT, missingAllocatorSettings, withoutAllocatorSettings } from '../../core/allocator-settings.js';
 
 const repoFile = (name: string): string => readFileSync(new URL(`../../${name}`, import.meta.url), 'utf8');
 const settings = Object.entries(ALLOCATOR_ENVIRONMENT).map(([name, value]) => `${name}=${value}`);
@@ -27,5 +27,23 @@ describe('the allocator settings Portcullis runs with', () => {
 
   it('are not asked for where glibc does not read them', () => {
     expect(missingAllocatorSettings({}, 'darwin')).toEqual([]);
+  });
+
+  it('are kept from what starts inside withoutAllocatorSettings, and put back after, whether it succeeds or fails', async () => {
+    const names = Object.keys(ALLOCATOR_ENVIRONMENT);
+    const before = names.map((name) => process.env[name]);
+    process.env.MALLOC_MMAP_THRESHOLD_ = '262144'; // an administrator's own value is put back as it was
+    try {
+      const seen = await withoutAllocatorSettings(async () => names.map((name) => process.env[name]));
+      expect(seen).toEqual(names.map(() => undefined));
+      expect(process.env.MALLOC_MMAP_THRESHOLD_).toBe('262144');
+      await expect(withoutAllocatorSettings(() => Promise.reject(new Error('did not start')))).rejects.toThrow('did not start');
+      expect(process.env.MALLOC_MMAP_THRESHOLD_).toBe('262144');
+      delete process.env.MALLOC_MMAP_THRESHOLD_;
+      await withoutAllocatorSettings(async () => undefined);
+      expect('MALLOC_MMAP_THRESHOLD_' in process.env).toBe(false); // not set where it was not
+    } finally {
+      names.forEach((name, i) => (before[i] === undefined ? delete process.env[name] : (process.env[name] = before[i])));
+    }
   });
 });
