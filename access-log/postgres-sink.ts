@@ -57,8 +57,8 @@ export class PostgresSink {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Writes `copyText` (COPY text lines for rows on `days`); resolves with the number of rows that were new. */
-  async write(copyText: string, days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
+  /** Writes the COPY text lines for rows on `days`, given in pieces; resolves with the number of rows that were new. */
+  async write(pieces: readonly string[], days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new WriteTimeoutError(this.timeoutMs)), this.timeoutMs);
@@ -72,7 +72,7 @@ export class PostgresSink {
         connecting.then((late) => late.release(true), () => undefined);
         throw err;
       }
-      const work = this.writeWith(client, copyText, days, kind);
+      const work = this.writeWith(client, pieces, days, kind);
       work.catch(() => undefined); // after a timeout its failure is already accounted for
       try {
         const inserted = await Promise.race([work, deadline]);
@@ -91,18 +91,18 @@ export class PostgresSink {
 
   /** Resolves once Postgres answers a trivial query within the deadline. */
   async ping(): Promise<void> {
-    await this.write('', new Set(), 'again');
+    await this.write([], new Set(), 'again');
   }
 
-  private async writeWith(client: PoolClient, copyText: string, days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
+  private async writeWith(client: PoolClient, pieces: readonly string[], days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
     const missing = [...days].filter((d) => !this.knownDays.has(d));
     if (missing.length) {
       await client.query('SELECT access_log_ensure_partition(d) FROM unnest($1::date[]) AS d', [missing]);
       for (const d of missing) this.knownDays.add(d);
     }
-    if (kind === 'first' && copyText !== '') {
+    if (kind === 'first' && pieces.length > 0) {
       try {
-        return await copy(client, COPY_INTO_LOG, copyText);
+        return await copy(client, COPY_INTO_LOG, pieces);
       } catch (err) {
         // The COPY was its own transaction and is rolled back; the session is usable.
         if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
@@ -112,9 +112,9 @@ export class PostgresSink {
       await client.query(STAGING_TABLE);
       this.withStaging.add(client);
     }
-    if (copyText === '') return 0;
+    if (pieces.length === 0) return 0;
     await client.query('BEGIN');
-    await copy(client, COPY_INTO_STAGING, copyText);
+    await copy(client, COPY_INTO_STAGING, pieces);
     const moved = await client.query<{ moved: number }>(MOVE_FROM_STAGING);
     await client.query('COMMIT');
     return moved.rows[0].moved;
@@ -122,16 +122,18 @@ export class PostgresSink {
 }
 
 /**
- * Runs a COPY ... FROM STDIN with `text` as its data; resolves with the number
- * of rows copied once Postgres has confirmed them ('finish'). The text is
- * written straight to the COPY stream: stream.pipeline() would build and throw
- * away an AbortError, stack trace and all, at the end of every batch.
+ * Runs a COPY ... FROM STDIN with `pieces` as its data; resolves with the
+ * number of rows copied once Postgres has confirmed them ('finish'). The
+ * pieces are written straight to the COPY stream: stream.pipeline() would
+ * build and throw away an AbortError, stack trace and all, at the end of
+ * every batch.
  */
-function copy(client: PoolClient, statement: string, text: string): Promise<number> {
+function copy(client: PoolClient, statement: string, pieces: readonly string[]): Promise<number> {
   const stream = client.query(copyStreams.from(statement));
   return new Promise((resolve, reject) => {
     stream.once('error', reject);
     stream.once('finish', () => resolve(stream.rowCount ?? 0));
-    stream.end(text);
+    for (const piece of pieces) stream.write(piece);
+    stream.end();
   });
 }

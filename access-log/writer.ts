@@ -112,6 +112,15 @@ export function accessLogMetrics(status: AccessLogStatus): MetricSample[] {
   ];
 }
 
+/**
+ * Most characters in one piece of a batch's COPY text. A batch made one
+ * string of a megabyte or so, and each was given fresh pages from the kernel
+ * twice (the string, then its bytes): memory of 128 KiB or more is mapped
+ * for it and unmapped after (glibc's mmap threshold, which Portcullis sets,
+ * and V8's large objects). Pieces under that reuse memory already mapped.
+ */
+const COPY_PIECE_CHARS = 48 * 1_024;
+
 /** One row ready for COPY; a replayed one knows its spool line, to set it aside if Postgres refuses it. */
 interface PendingRow extends EncodedAccessEvent {
   origin?: SpoolLine;
@@ -327,11 +336,19 @@ export class AccessLogWriter implements AccessRecorder {
         days.add(r.day);
       }
       await this.groupSchools.load(groups);
-      let copyText = '';
-      for (const r of rows) copyText += this.groupSchools.copyText(r.groupId) + r.line;
+      const pieces: string[] = [];
+      let piece = '';
+      for (const r of rows) {
+        piece += this.groupSchools.copyText(r.groupId) + r.line;
+        if (piece.length >= COPY_PIECE_CHARS) {
+          pieces.push(piece);
+          piece = '';
+        }
+      }
+      if (piece !== '') pieces.push(piece);
       // Only replayed rows can already be in access_log.
       const kind = rows.some((r) => r.origin) ? 'again' : 'first';
-      const inserted = await this.sink.write(copyText, days, kind);
+      const inserted = await this.sink.write(pieces, days, kind);
       this.counts.written += inserted;
       this.counts.duplicates += rows.length - inserted;
       for (const r of rows) if (r.origin) this.counts.replayed++;
