@@ -28,12 +28,14 @@ import { accessLogMetrics, noAccessLogCounters, type AccessLogStatus, type Acces
 /** Most rows in a chunk handed to the writer's thread. */
 const CHUNK_ROWS = 1_024;
 /**
- * Most characters in a chunk. A message is copied into memory allocated for
- * it on both sides; at 128 KiB or more (glibc's mmap threshold, which
- * Portcullis sets, and V8's large objects) that is fresh pages from the
- * kernel every time, and their page faults made handing over chunks of
- * 1,024 rows cost the proxy's thread 1.4–1.7 µs per row, against 0.1–0.3 µs
- * for 256 or 512 (docs/design-notes.md).
+ * Most characters in a chunk (a row longer than that goes in a chunk of its
+ * own). A message is copied into memory allocated for it on both sides; at
+ * 128 KiB or more (glibc's mmap threshold, which Portcullis sets, and V8's
+ * large objects) that is fresh pages from the kernel every time. In a
+ * postMessage micro-benchmark their page faults cost 1.4–1.7 µs per row for
+ * chunks of 1,024 rows, against 0.1–0.3 µs for 256 or 512
+ * (docs/design-notes.md). 48 Ki characters stay under it even as a two-byte
+ * string.
  */
 const CHUNK_CHARS = 48 * 1_024;
 /** Longest a row waits on the proxy's thread before its chunk is handed over. */
@@ -138,11 +140,12 @@ export class AccessLogThread implements AccessRecorder {
       this.sendUnencodable(event);
       return;
     }
-    if (row.day !== this.chunkDay && this.chunkRows > 0) this.handOver();
+    const full = this.chunkLines.length + row.line.length > CHUNK_CHARS;
+    if ((row.day !== this.chunkDay || full) && this.chunkRows > 0) this.handOver();
     this.chunkDay = row.day;
     this.chunkLines += row.line;
     this.chunkGroups[this.chunkRows++] = row.groupId;
-    if (this.chunkRows === CHUNK_ROWS || this.chunkLines.length >= CHUNK_CHARS) this.handOver();
+    if (this.chunkRows === CHUNK_ROWS) this.handOver();
     else this.handOverTimer ??= setTimeout(() => this.handOver(), HAND_OVER_MS);
   }
 

@@ -113,11 +113,13 @@ export function accessLogMetrics(status: AccessLogStatus): MetricSample[] {
 }
 
 /**
- * Most characters in one piece of a batch's COPY text. A batch made one
- * string of a megabyte or so, and each was given fresh pages from the kernel
- * twice (the string, then its bytes): memory of 128 KiB or more is mapped
- * for it and unmapped after (glibc's mmap threshold, which Portcullis sets,
- * and V8's large objects). Pieces under that reuse memory already mapped.
+ * Most characters in one piece of a batch's COPY text (a row longer than
+ * that makes a piece of its own). A batch made one string of a megabyte or
+ * so, and each was given fresh pages from the kernel twice (the string, then
+ * its bytes): memory of 128 KiB or more is mapped for it and unmapped after
+ * (glibc's mmap threshold, which Portcullis sets, and V8's large objects).
+ * Pieces under that reuse memory already mapped; 48 Ki characters stay under
+ * it even as a two-byte string.
  */
 const COPY_PIECE_CHARS = 48 * 1_024;
 
@@ -339,11 +341,12 @@ export class AccessLogWriter implements AccessRecorder {
       const pieces: string[] = [];
       let piece = '';
       for (const r of rows) {
-        piece += this.groupSchools.copyText(r.groupId) + r.line;
-        if (piece.length >= COPY_PIECE_CHARS) {
+        const row = this.groupSchools.copyText(r.groupId) + r.line;
+        if (piece !== '' && piece.length + row.length > COPY_PIECE_CHARS) {
           pieces.push(piece);
           piece = '';
         }
+        piece += row;
       }
       if (piece !== '') pieces.push(piece);
       // Only replayed rows can already be in access_log.

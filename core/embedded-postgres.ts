@@ -90,8 +90,10 @@ export async function startEmbeddedPostgres(options: {
   });
 
   try {
-    if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) await pg.initialise();
-    await withoutAllocatorSettings(() => pg.start());
+    await withoutAllocatorSettings(async () => {
+      if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) await pg.initialise();
+      await pg.start();
+    });
   } catch (err) {
     const detail = err instanceof Error ? err.message : recent.join('\n');
     throw new Error(`embedded Postgres on port ${options.port} did not start: ${detail || 'no output'}`);

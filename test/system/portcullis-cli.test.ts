@@ -261,10 +261,10 @@ describe('the README journey against dist/bin/portcullis.js', () => {
     const setting = Object.entries(ALLOCATOR_ENVIRONMENT).map(([name, value]) => `${name}=${value}`);
     const postmaster = Number(readFileSync(path.join(dataDir, 'var', 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
     const main = portcullis!.process.pid!;
-    const children = readFileSync(`/proc/${main}/task/${main}/children`, 'utf8').trim().split(/\s+/).map(Number);
-    const workers = children.filter((pid) => pid !== postmaster);
-    expect(children).toContain(postmaster);
+    const workers = childPids(main);
     expect(workers).toHaveLength(2); // PROXY_WORKERS
+    expect(readFileSync(`/proc/${main}/task/${main}/children`, 'utf8').trim().split(/\s+/).map(Number)).toContain(postmaster);
+    // /proc/PID/environ is what a process was started with: the workers, forked after Postgres started, show it was put back.
     for (const pid of [main, ...workers]) expect(environ(pid)).toEqual(expect.arrayContaining(setting));
     expect(environ(postmaster).filter((variable) => variable.startsWith('MALLOC_'))).toEqual([]);
   });
