@@ -34,9 +34,8 @@ import {
 } from './access-log-throughput.js';
 import { formatNumber as n, median, startBenchPostgres, type QueryKind } from './lib.js';
 import { formatProfileSummary, summariseCpuProfile, type ProfileSummary } from './cpu-profile.js';
-import type { MeasureSettings } from './peers/measure.js';
 import { formatRatios } from './peers/ratios.js';
-import { DEFAULT_PEERS, measureAllPeers, profilePortcullis, profileSeconds } from './peers/run-all.js';
+import { measureAllPeers, peerNamesFromEnv, peerSettingsFromEnv, profilePortcullis, profileSeconds } from './peers/run-all.js';
 import { formatPeerTable } from './peers/table.js';
 import { measureProxyLogging, prepareBenchDatabase, ut1Source, WARM_UP_SECONDS, type ProxyBenchResult } from './proxy-logging.js';
 
@@ -121,17 +120,8 @@ async function main(): Promise<void> {
     await pg.stop();
   }
 
-  const peerNames = process.env.BENCH_PEERS?.split(',').map((name) => name.trim()) ?? DEFAULT_PEERS;
-  const peerSettings: MeasureSettings = {
-    seconds: env('BENCH_PEER_SECONDS', 5),
-    rounds: env('BENCH_PEER_ROUNDS', 3),
-    warmUpSeconds: 3,
-    connections,
-    threads: 2,
-    lightSeconds: 5,
-    tunnels: env('BENCH_TUNNELS', 3000),
-    idleClients: env('BENCH_IDLE_CLIENTS', 1000),
-  };
+  const peerNames = peerNamesFromEnv();
+  const peerSettings = peerSettingsFromEnv(env, 2);
   console.error(`proxies side by side: ${peerNames.join(', ')}`);
   const { results: peerResults, quiet } = await measureAllPeers(peerNames, peerSettings, ut1Source(), (line) => console.error(`  ${line}`));
   console.error('CPU profile of one Portcullis process under allowed load');

@@ -19,7 +19,7 @@ import { ORIGIN_BODY } from '../common.js';
 import { measureConnectTunnels, measureIdleClients, originCountBounds, runWrk, type IdleClientResult, type TunnelResult, type WrkResult } from '../load.js';
 import { BLOCKED_TEST_HOST } from './lists.js';
 import type { RunningPeer } from './peer.js';
-import type { TreeUsage } from './proc.js';
+import { treeUsage, type TreeUsage } from './proc.js';
 import { DEFAULT_QUIET, QuietTally, waitForQuietMachine, type QuietOptions } from './quiet.js';
 import { ORIGIN_HOST, verifyPeer, type CountingOrigin } from './verify.js';
 
@@ -262,10 +262,10 @@ async function measureTunnels(subject: Subject, origin: CountingOrigin, settings
 }
 
 /** The origin on its own as a subject: the same wrk runs straight at it. */
-export function originSubject(origin: OriginWithCount, usage: () => TreeUsage): Subject {
+export function originSubject(origin: OriginWithCount): Subject {
   return {
     direct: true,
     startedIn: 0,
-    peer: { name: 'origin direct (limit)', version: `Node ${process.version}`, port: origin.port, pid: origin.pid, settings: ['bench/origin-process.ts, 1 KiB answers'], usage, stop: async () => undefined },
+    peer: { name: 'origin direct (limit)', version: `Node ${process.version}`, port: origin.port, pid: origin.pid, settings: ['bench/origin-process.ts, 1 KiB answers'], usage: () => treeUsage(origin.pid), stop: async () => undefined },
   };
 }

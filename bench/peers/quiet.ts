@@ -4,7 +4,6 @@
 // measured as the next peer's slowness. The whole machine's CPU is read
 // from /proc/stat, whoever is busy.
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 
 export interface CpuTicks {
   /** Ticks spent running anything: user, nice, system, irq and softirq. */
@@ -42,6 +41,8 @@ export interface QuietOptions {
   timeoutMs: number;
   /** Where the CPU ticks come from; /proc/stat by default. */
   readTicks?: () => CpuTicks;
+  /** The CPUs the ticks are summed over; /proc/stat's count by default. */
+  cores?: number;
 }
 
 export interface QuietWait {
@@ -54,15 +55,19 @@ export interface QuietWait {
 export const DEFAULT_QUIET: QuietOptions = { maxBusyCores: 0.25, windowMs: 500, timeoutMs: 20_000 };
 
 const procStatTicks = (): CpuTicks => parseCpuTicks(readFileSync('/proc/stat', 'utf8'));
+let procStatCores: number | undefined;
 
 export async function waitForQuietMachine(options: QuietOptions = DEFAULT_QUIET): Promise<QuietWait> {
   const readTicks = options.readTicks ?? procStatTicks;
-  const cores = options.readTicks ? os.availableParallelism() : cpuCount(readFileSync('/proc/stat', 'utf8'));
+  // The machine's CPUs do not change while the bench runs: counted once.
+  const cores = options.cores ?? (procStatCores ??= cpuCount(readFileSync('/proc/stat', 'utf8')));
   const started = Date.now();
+  let before = readTicks();
   for (;;) {
-    const before = readTicks();
     await new Promise((resolve) => setTimeout(resolve, options.windowMs));
-    const busyCores = busyCoresBetween(before, readTicks(), cores);
+    const after = readTicks();
+    const busyCores = busyCoresBetween(before, after, cores);
+    before = after;
     const waitedMs = Date.now() - started;
     if (busyCores < options.maxBusyCores) return { quiet: true, waitedMs, busyCores };
     if (waitedMs >= options.timeoutMs) return { quiet: false, waitedMs, busyCores };

@@ -54,9 +54,10 @@ const holdsFullLists = (r: PeerResult): boolean => / domains$/.test(r.name);
 
 /**
  * What the proxy adds to the one-connection p99: round by round, its p99
- * less the origin's in the same round, the median of those. When the origin
- * alone was slower in most rounds it was disturbed while measured: no
- * figure is made of that.
+ * less the origin's in the same round, the median of those. When that median
+ * is below zero (the origin alone slower in most rounds, or by more in the
+ * rounds it was slower in) it was disturbed while measured: no figure is
+ * made of that.
  */
 function addedP99Cell(r: PeerResult, limit: PeerResult | undefined): string {
   if (!limit) return '–';

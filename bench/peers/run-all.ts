@@ -14,7 +14,6 @@ import { startOriginProcess } from './origin.js';
 import type { RunningPeer } from './peer.js';
 import { startPortcullis } from './portcullis.js';
 import { freePort } from '../common.js';
-import { treeUsage } from './proc.js';
 import { startSquid } from './squid.js';
 import { startSquidGuard } from './squidguard.js';
 import { startTinyproxy } from './tinyproxy.js';
@@ -58,21 +57,25 @@ export async function measureAllPeers(names: readonly string[], settings: Measur
   checkPeerNames(names);
   const origin = await startOriginProcess();
   const started: Array<{ peer?: RunningPeer; dir: string }> = [];
+  let measuring: unknown;
   try {
     const subjects: Subject[] = [];
     for (const name of names) {
       if (name === 'origin') {
-        subjects.push(originSubject(origin, () => treeUsage(origin.pid)));
+        subjects.push(originSubject(origin));
         continue;
       }
       progress(`starting ${name}…`);
-      const entry: { peer?: RunningPeer; dir: string } = { dir: await mkdtemp(path.join(os.tmpdir(), `portcullis-bench-${name}-`)) };
+      const entry: (typeof started)[number] = { dir: await mkdtemp(path.join(os.tmpdir(), `portcullis-bench-${name}-`)) };
       started.push(entry);
       const began = performance.now();
       entry.peer = await STARTERS[name]({ dir: entry.dir, port: await freePort(), lists, originPort: origin.port });
       subjects.push({ peer: entry.peer, direct: false, startedIn: (performance.now() - began) / 1_000 });
     }
     return await measureSideBySide(subjects, origin, settings, { progress });
+  } catch (err) {
+    measuring = err;
+    throw err;
   } finally {
     // Every one is stopped and its folder removed even if another would not stop.
     const failures: unknown[] = [];
@@ -81,8 +84,32 @@ export async function measureAllPeers(names: readonly string[], settings: Measur
       await rm(dir, { recursive: true, force: true }).catch((err: unknown) => failures.push(err));
     }
     await origin.stop().catch((err: unknown) => failures.push(err));
-    if (failures.length) throw new AggregateError(failures, `${failures.length} of the bench's processes or folders could not be cleaned up`);
+    if (failures.length) {
+      const cleanUp = `${failures.length} of the bench's processes or folders could not be cleaned up`;
+      // Thrown from here it replaces a measuring error: that one comes first, not lost.
+      if (measuring === undefined) throw new AggregateError(failures, cleanUp);
+      throw new AggregateError([measuring, ...failures], `measuring failed (${(measuring as Error).message}), and ${cleanUp}`);
+    }
   }
+}
+
+/** BENCH_PEERS, or every peer. */
+export function peerNamesFromEnv(): string[] {
+  return process.env.BENCH_PEERS?.split(',').map((name) => name.trim()) ?? DEFAULT_PEERS;
+}
+
+/** The side-by-side settings from the BENCH_* variables, each read (and checked) by `read`. */
+export function peerSettingsFromEnv(read: (name: string, fallback: number) => number, threads: 1 | 2): MeasureSettings {
+  return {
+    seconds: read('BENCH_PEER_SECONDS', 5),
+    rounds: read('BENCH_PEER_ROUNDS', 3),
+    warmUpSeconds: 3,
+    connections: read('BENCH_CONNECTIONS', 50),
+    threads,
+    lightSeconds: 5,
+    tunnels: read('BENCH_TUNNELS', 3000),
+    idleClients: read('BENCH_IDLE_CLIENTS', 1000),
+  };
 }
 
 /** The profile's load lasts as long as each proxy's allowed load in all rounds together. */

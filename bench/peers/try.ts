@@ -14,8 +14,7 @@
 // BENCH_IDLE_CLIENTS (default 1000), BENCH_UT1 (UT1 folder).
 import os from 'node:os';
 import { DEFAULT_UT1_FOLDER } from './lists.js';
-import type { MeasureSettings } from './measure.js';
-import { checkPeerNames, DEFAULT_PEERS, measureAllPeers } from './run-all.js';
+import { checkPeerNames, measureAllPeers, peerNamesFromEnv, peerSettingsFromEnv } from './run-all.js';
 import { formatPeerTable } from './table.js';
 
 function setting(name: string, fallback: number): number {
@@ -25,20 +24,11 @@ function setting(name: string, fallback: number): number {
 }
 
 async function main(): Promise<void> {
-  const wanted = process.env.BENCH_PEERS?.split(',').map((name) => name.trim()) ?? DEFAULT_PEERS;
+  const wanted = peerNamesFromEnv();
   checkPeerNames(wanted);
   const threads = setting('BENCH_THREADS', 2);
   if (threads !== 1 && threads !== 2) throw new Error('BENCH_THREADS must be 1 or 2');
-  const settings: MeasureSettings = {
-    seconds: setting('BENCH_PEER_SECONDS', 5),
-    rounds: setting('BENCH_PEER_ROUNDS', 3),
-    warmUpSeconds: 3,
-    connections: setting('BENCH_CONNECTIONS', 50),
-    threads,
-    lightSeconds: 5,
-    tunnels: setting('BENCH_TUNNELS', 3000),
-    idleClients: setting('BENCH_IDLE_CLIENTS', 1000),
-  };
+  const settings = peerSettingsFromEnv(setting, threads);
   const lists = process.env.BENCH_UT1 ?? DEFAULT_UT1_FOLDER;
   const loadAtStart = os.loadavg();
   const { results, quiet } = await measureAllPeers(wanted, settings, lists, (line) => console.error(line));

@@ -195,7 +195,7 @@ describe.skipIf(!hasWrk)('proxies measured side by side in rounds (skipped: wrk 
       direct: false, startedIn: 0.1,
       peer: { name, version: 'test', port, pid: process.pid, settings: [], blockAnswer, usage: () => treeUsage(process.pid), stop: async () => undefined },
     });
-    const subjects = [originSubject({ ...origin, pid: process.pid }, () => treeUsage(process.pid)), asPeer('filtering', filtering.port, testBlockAnswer)];
+    const subjects = [originSubject({ ...origin, pid: process.pid }), asPeer('filtering', filtering.port, testBlockAnswer)];
     const lines: string[] = [];
     const settings = { seconds: 1, rounds: 2, warmUpSeconds: 1, connections: 4, threads: 1 as const, lightSeconds: 1, tunnels: 20, idleClients: 20 };
     const { results, quiet } = await measureSideBySide(subjects, origin, settings, {

@@ -2,7 +2,6 @@
 // /proc/stat read right, cores busy worked out from two readings, and the
 // wait ending when the machine is quiet or giving up when it never is.
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { busyCoresBetween, cpuCount, parseCpuTicks, QuietTally, waitForQuietMachine, type CpuTicks } from '../../bench/peers/quiet.js';
 
@@ -42,14 +41,16 @@ describe('cores busy between two readings', () => {
   });
 });
 
-/** Readings that make each window as busy as the next figure (in cores), then idle. */
+const CORES = 2;
+
+/** Readings (of CORES CPUs) that make each window as busy as the next figure (in cores), then idle. */
 function windows(busyCores: number[]): () => CpuTicks {
-  const cores = os.availableParallelism();
+  const cores = CORES;
   let ticks: CpuTicks = { busy: 0, total: 0 };
   let reading = 0;
   return () => {
-    // Two readings per window: the first starts it, the second ends it with its busy share.
-    if (reading++ % 2 === 1) {
+    // The first reading starts the first window; each one after ends a window (and starts the next).
+    if (reading++ > 0) {
       const busy = busyCores.shift() ?? 0;
       ticks = { busy: ticks.busy + (busy / cores) * 100, total: ticks.total + 100 };
     }
@@ -59,14 +60,14 @@ function windows(busyCores: number[]): () => CpuTicks {
 
 describe('waiting for a quiet machine', () => {
   it('waits through busy windows and returns at the first quiet one', async () => {
-    const wait = await waitForQuietMachine({ maxBusyCores: 0.25, windowMs: 5, timeoutMs: 5_000, readTicks: windows([1.5, 0.8, 0.1]) });
+    const wait = await waitForQuietMachine({ maxBusyCores: 0.25, windowMs: 5, timeoutMs: 5_000, readTicks: windows([1.5, 0.8, 0.1]), cores: CORES });
     expect(wait.quiet).toBe(true);
     expect(wait.busyCores).toBeCloseTo(0.1);
     expect(wait.waitedMs).toBeGreaterThanOrEqual(15);
   });
 
   it('gives up after its time and says the machine was not quiet', async () => {
-    const wait = await waitForQuietMachine({ maxBusyCores: 0.25, windowMs: 5, timeoutMs: 40, readTicks: windows(Array(1000).fill(1)) });
+    const wait = await waitForQuietMachine({ maxBusyCores: 0.25, windowMs: 5, timeoutMs: 40, readTicks: windows(Array(1000).fill(1)), cores: CORES });
     expect(wait.quiet).toBe(false);
     expect(wait.busyCores).toBeCloseTo(1);
     expect(wait.waitedMs).toBeGreaterThanOrEqual(40);
