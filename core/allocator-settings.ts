@@ -29,11 +29,9 @@ export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJ
 /**
  * Runs `start` with the allocator settings taken out of process.env, for a
  * child process started meanwhile that must not inherit them: the embedded
- * Postgres. With the threshold set, glibc's trim threshold stays at 128 KiB
- * too, and a backend copying access-log batches shrank and grew its heap
- * with some 250 brk calls a second, on fresh pages each time: 1–2 µs of
- * Postgres CPU per row (docs/design-notes.md). Postgres is built for glibc's
- * defaults. Whatever the variables held is put back once `start` settles.
+ * Postgres, which is built and tested with glibc's defaults (the setting is
+ * for Node's buffers; docs/design-notes.md). Whatever the variables held is
+ * put back once `start` settles.
  */
 export async function withoutAllocatorSettings<T>(start: () => Promise<T>): Promise<T> {
   const saved = Object.keys(ALLOCATOR_ENVIRONMENT).map((name) => [name, process.env[name]] as const);

@@ -256,7 +256,7 @@ describe('the README journey against dist/bin/portcullis.js', () => {
   });
 
   it('runs its embedded Postgres without the allocator setting it gives its own processes', () => {
-    // With glibc's mmap threshold set, a Postgres backend shrank and grew its heap on every COPY (core/allocator-settings.ts).
+    // The setting is for Node's buffers; Postgres runs on glibc's defaults, which it is built and tested with (core/allocator-settings.ts).
     const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     const setting = Object.entries(ALLOCATOR_ENVIRONMENT).map(([name, value]) => `${name}=${value}`);
     const postmaster = Number(readFileSync(path.join(dataDir, 'var', 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
