@@ -1,11 +1,11 @@
 // Hourly upkeep of the access log: partitions created ahead, expired ones
 // dropped, the daily rollup refreshed for the days that may have changed
-// (rollup.ts, daysToRollUp), and the index by host built on days that have
-// closed. Each step runs even if another fails; failures are logged and
+// (rollup.ts, daysToRollUp), and the indexes kept only on days that have
+// closed (a person's history in time order, by host) built. Each step runs even if another fails; failures are logged and
 // retried next hour.
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
-import { indexClosedPartitions, type BuiltHostIndex } from './host-index.js';
+import { indexClosedPartitions, type BuiltIndex } from './closed-day-indexes.js';
 import { dropExpiredPartitions, ensurePartitions, type DroppedPartition } from './partitions.js';
 import { daysToRollUp, forgetOldRollupRecords, rollupDay } from './rollup.js';
 
@@ -27,8 +27,8 @@ export interface AccessLogMaintenanceReport {
   dropped: DroppedPartition[];
   /** Days (YYYY-MM-DD) whose rollup was refreshed. */
   rolledUp: string[];
-  /** Closed days whose index by host was built. */
-  indexed: BuiltHostIndex[];
+  /** The indexes built on closed days. */
+  indexed: BuiltIndex[];
   /** One message per step that failed. */
   failures: string[];
 }
@@ -85,10 +85,10 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
     });
   }
   // Last: on the first run after an upgrade it may build a year of days.
-  await step('index closed days by host', async () => {
+  await step('index closed days', async () => {
     report.indexed = await indexClosedPartitions(pool, now, signal);
     for (const built of report.indexed) {
-      log.info({ partition: built.partition, index: built.index, ms: built.milliseconds }, 'access log partition indexed by host');
+      log.info({ partition: built.partition, index: built.index, ms: built.milliseconds }, 'access log partition indexed');
     }
   });
   return report;

@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { encodeAccessEvent } from '../access-log/copy-row.js';
 import { newEventId } from '../access-log/event-id.js';
-import { buildHostIndex, hostIndexName } from '../access-log/host-index.js';
+import { buildClosedDayIndex, CLOSED_DAY_INDEXES, closedDayIndexName } from '../access-log/closed-day-indexes.js';
 import { partitionName } from '../access-log/partitions.js';
 import { AccessLogThread } from '../access-log/thread.js';
 import { AccessLogWriter } from '../access-log/writer.js';
@@ -272,21 +272,22 @@ export async function measureAccessLogThreadThroughput(options: ThroughputOption
   }
 }
 
-export interface HostIndexBuildResult {
+export interface ClosedDayIndexBuildResult {
   partition: string;
   rows: number;
-  seconds: number;
-  /** Postgres CPU per row of the build, when Postgres's CPU is known. */
+  /** Each index's build, in the order the maintenance builds them. */
+  builds: { index: string; seconds: number }[];
+  /** Postgres CPU per row of all the builds, when Postgres's CPU is known. */
   postgresCpuMicrosPerRow: number | null;
 }
 
 /**
- * The index by host that the writer no longer keeps up live, built as the
- * maintenance builds it when the day closes, on the partition of `day` (the
- * day the throughput runs filled), and then dropped again, as an open day's
- * partition is kept.
+ * The indexes that the writer does not keep up live (a person's history in
+ * time order, by host), built as the maintenance builds them when the day
+ * closes, on the partition of `day` (the day the throughput runs filled), and
+ * then dropped again, as an open day's partition is kept.
  */
-export async function measureHostIndexBuild(connectionString: string, day: Date, postgresCpuSeconds?: () => number): Promise<HostIndexBuildResult> {
+export async function measureClosedDayIndexBuild(connectionString: string, day: Date, postgresCpuSeconds?: () => number): Promise<ClosedDayIndexBuildResult> {
   const pool = createPool(connectionString, undefined, 2);
   const client = await pool.connect();
   try {
@@ -295,12 +296,15 @@ export async function measureHostIndexBuild(connectionString: string, day: Date,
     const count = Number(rows[0].n);
     if (count === 0) throw new Error(`${partition} holds no rows: there is no index build to measure`);
     const pgBefore = postgresCpuSeconds?.();
-    const started = performance.now();
-    await buildHostIndex(client, partition);
-    const seconds = (performance.now() - started) / 1000;
+    const builds: ClosedDayIndexBuildResult['builds'] = [];
+    for (const index of CLOSED_DAY_INDEXES) {
+      const started = performance.now();
+      await buildClosedDayIndex(client, partition, index);
+      builds.push({ index: closedDayIndexName(partition, index), seconds: (performance.now() - started) / 1000 });
+    }
     const pgCpu = pgBefore === undefined ? null : postgresCpuSeconds!() - pgBefore;
-    await client.query(`DROP INDEX ${client.escapeIdentifier(hostIndexName(partition))}`);
-    return { partition, rows: count, seconds, postgresCpuMicrosPerRow: pgCpu === null ? null : (pgCpu * 1e6) / count };
+    for (const { index } of builds) await client.query(`DROP INDEX ${client.escapeIdentifier(index)}`);
+    return { partition, rows: count, builds, postgresCpuMicrosPerRow: pgCpu === null ? null : (pgCpu * 1e6) / count };
   } finally {
     client.release();
     await pool.end();
@@ -354,8 +358,8 @@ async function main(): Promise<void> {
       postgresCpuSeconds: embedded ? () => embedded.cpuSeconds() : undefined,
     });
     checkThroughput(result);
-    const hostIndex = await measureHostIndexBuild(process.env.DATABASE_URL ?? embedded!.connectionString, started, embedded && (() => embedded.cpuSeconds()));
-    console.log(JSON.stringify({ ...result, hostIndex, encode: measureEncode(20), cpus: os.cpus().length, cpu: os.cpus()[0]?.model }, null, 2));
+    const closedDayIndexes = await measureClosedDayIndexBuild(process.env.DATABASE_URL ?? embedded!.connectionString, started, embedded && (() => embedded.cpuSeconds()));
+    console.log(JSON.stringify({ ...result, closedDayIndexes, encode: measureEncode(20), cpus: os.cpus().length, cpu: os.cpus()[0]?.model }, null, 2));
   } finally {
     await embedded?.stop();
   }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runAccessLogMaintenance } from '../../access-log/maintenance.js';
-import { dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
+import { DAY_MS, dropExpiredPartitions, ensurePartitions } from '../../access-log/partitions.js';
 import { LATE_ROWS_GRACE_HOURS, markDaysStaleSql, rollupDay } from '../../access-log/rollup.js';
 import { AccessLogWriter } from '../../access-log/writer.js';
 import { createPool } from '../../core/db.js';
@@ -24,7 +24,7 @@ describe('access log partitions, retention and rollup', () => {
   /** Every day from `first` to `last`, as YYYY-MM-DD. */
   const daysFrom = (first: string, last: string): string[] => {
     const days = [];
-    for (let t = Date.parse(`${first}T00:00:00Z`); t <= Date.parse(`${last}T00:00:00Z`); t += 86_400_000) days.push(new Date(t).toISOString().slice(0, 10));
+    for (let t = Date.parse(`${first}T00:00:00Z`); t <= Date.parse(`${last}T00:00:00Z`); t += DAY_MS) days.push(new Date(t).toISOString().slice(0, 10));
     return days;
   };
 
@@ -63,7 +63,7 @@ describe('access log partitions, retention and rollup', () => {
       ['01', '02', '03', '04', '05'].map((d) => ({
         name: `access_log_p202503${d}`,
         from: new Date(`2025-03-${d}T00:00:00Z`),
-        to: new Date(new Date(`2025-03-${d}T00:00:00Z`).getTime() + 86_400_000),
+        to: new Date(new Date(`2025-03-${d}T00:00:00Z`).getTime() + DAY_MS),
       })),
     );
     expect(await partitionsBetween('access_log_p20250301', 'access_log_p20250331')).toEqual(
@@ -134,7 +134,7 @@ describe('access log partitions, retention and rollup', () => {
     await expect(rollupDay(bed.db.pool, '15/06/2025')).rejects.toThrow('rollup day must be a date as YYYY-MM-DD, got "15/06/2025"');
   });
 
-  it('maintenance creates ahead, applies retention, refreshes the rollup and indexes closed days by host, reporting each', async () => {
+  it('maintenance creates ahead, applies retention, refreshes the rollup and builds the closed days\' indexes, reporting each', async () => {
     const now = new Date('2023-01-20T12:00:00Z');
     await bed.db.pool.query("SELECT access_log_ensure_partitions('2023-01-01', '2023-01-03')");
     const report = await runAccessLogMaintenance({ pool: bed.db.pool, log: capturingLogger().log, retentionDays: 15, daysAhead: 1, now: () => now });
@@ -144,7 +144,7 @@ describe('access log partitions, retention and rollup', () => {
     // Today, and the week before it, never rolled up and past the time to settle.
     expect(report.rolledUp).toEqual(daysFrom('2023-01-13', '2023-01-20'));
     // The only partition left that ended by 2023-01-20 12:00.
-    expect(report.indexed.map((b) => b.partition)).toEqual(['access_log_p20230119']);
+    expect(report.indexed.map((b) => b.index)).toEqual(['access_log_p20230119_user_time', 'access_log_p20230119_host_time']);
     expect(report.failures).toEqual([]);
   });
 
