@@ -4,7 +4,6 @@
 // parent proxy (UPSTREAM_PROXY), the download goes through it too: an
 // http:// archive as an absolute-URI request, an https:// one in a CONNECT
 // tunnel, as the proxy's own traffic does.
-import { createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -76,8 +75,12 @@ export async function downloadArchive(url: string, file: string, options: Downlo
         done(null, chunk);
       },
     });
+    // Opened before the first byte arrives: a write stream opens its file in
+    // the background, and one destroyed by an early failure (the first chunk
+    // over the limit) could otherwise create the file after it was removed.
+    const output = (await open(file, 'w')).createWriteStream();
     try {
-      await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), counter, createWriteStream(file));
+      await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), counter, output);
     } catch (err) {
       if (err instanceof DownloadError) throw err;
       if (abort.signal.aborted) throw timedOut();
