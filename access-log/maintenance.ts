@@ -52,7 +52,8 @@ export async function runAccessLogMaintenance(options: AccessLogMaintenanceOptio
       await work();
     } catch (err) {
       if (signal?.aborted) {
-        log.info({ step: name }, 'access log maintenance step cancelled: stopping');
+        // Usually the cancel itself; the message is kept in case a real failure came at the same moment.
+        log.info({ step: name, err: (err as Error).message }, 'access log maintenance step cancelled: stopping');
         return;
       }
       report.failures.push(`${name}: ${(err as Error).message}`);

@@ -286,7 +286,9 @@ describe('access log partitions, retention and rollup', () => {
     });
     expect(stillRunning).toEqual([]);
     expect(lines.filter((l) => l.msg === 'access log maintenance step failed')).toEqual([]);
-    expect(lines.filter((l) => l.msg === 'access log maintenance step cancelled: stopping').map((l) => l.step)).toEqual([`rollup ${day}`]);
+    expect(lines.filter((l) => l.msg === 'access log maintenance step cancelled: stopping').map((l) => [l.step, l.err])).toEqual([
+      [`rollup ${day}`, 'canceling statement due to user request'],
+    ]);
     expect(await rowsOf()).toEqual(before);
     // Rolled back with the rest: the mark waits for the next run.
     expect((await bed.db.pool.query('SELECT 1 FROM access_log_rollup_stale WHERE day = $1', [day])).rowCount).toBe(1);
