@@ -17,7 +17,7 @@ import { packageRoot } from '../../core/paths.js';
 import { spawnPeerProcess } from './child.js';
 import type { BlockAnswer, FilteringPeerStartOptions, RunningPeer } from './peer.js';
 import { freePort } from '../common.js';
-import { processTree, treeUsage, type TreeUsage } from './proc.js';
+import { treeUsageWithout, type TreeUsage } from './proc.js';
 
 const run = promisify(execFile);
 const BIN = path.join(packageRoot, 'dist', 'bin', 'portcullis.js');
@@ -47,23 +47,9 @@ function isPostgres(pid: number): boolean {
   }
 }
 
-function parentPid(pid: number): number {
-  // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may contain spaces, so read after its ")".
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-}
-
 /** The tree of `rootPid` without the embedded Postgres (the postgres processes and their children). */
 function usageWithoutPostgres(rootPid: number): TreeUsage {
-  const all = treeUsage(rootPid);
-  const postmaster = processTree(rootPid).find((pid) => isPostgres(pid) && !isPostgres(parentPid(pid)));
-  const postgres = postmaster === undefined ? { processes: 0, cpuSeconds: 0, rssBytes: 0, pssBytes: 0 } : treeUsage(postmaster);
-  return {
-    processes: all.processes - postgres.processes,
-    cpuSeconds: all.cpuSeconds - postgres.cpuSeconds,
-    rssBytes: all.rssBytes - postgres.rssBytes,
-    pssBytes: all.pssBytes - postgres.pssBytes,
-  };
+  return treeUsageWithout(rootPid, isPostgres);
 }
 
 /** The domain count of the policy in service, from /healthz (the admin API may start listening just after the proxy). */

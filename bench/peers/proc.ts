@@ -58,8 +58,8 @@ function allStats(): StatLine[] {
   return stats;
 }
 
-/** The process and all its live descendants. */
-export function processTree(rootPid: number): number[] {
+/** The stat lines of the process and all its live descendants, from one reading of /proc. */
+function treeStats(rootPid: number): StatLine[] {
   const stats = allStats();
   const tree = new Set<number>(stats.some((s) => s.pid === rootPid) ? [rootPid] : []);
   let grown = true;
@@ -72,7 +72,12 @@ export function processTree(rootPid: number): number[] {
       }
     }
   }
-  return [...tree];
+  return stats.filter((s) => tree.has(s.pid));
+}
+
+/** The process and all its live descendants. */
+export function processTree(rootPid: number): number[] {
+  return treeStats(rootPid).map((s) => s.pid);
 }
 
 /** Whether the process exists and is not a zombie. */
@@ -109,19 +114,43 @@ function pssBytes(pid: number): number {
   }
 }
 
-export function treeUsage(rootPid: number): TreeUsage {
-  const pids = processTree(rootPid);
+function usageOf(stats: readonly StatLine[]): TreeUsage {
   let ticks = 0;
   let rssPages = 0;
   let pss = 0;
-  for (const pid of pids) {
-    const stat = readStat(pid);
-    if (!stat) continue;
+  for (const stat of stats) {
     ticks += stat.cpuTicks + stat.reapedChildrenCpuTicks;
     rssPages += stat.rssPages;
-    pss += pssBytes(pid);
+    pss += pssBytes(stat.pid);
   }
-  return { processes: pids.length, cpuSeconds: ticks / ticksPerSecond(), rssBytes: rssPages * pageSize(), pssBytes: pss };
+  return { processes: stats.length, cpuSeconds: ticks / ticksPerSecond(), rssBytes: rssPages * pageSize(), pssBytes: pss };
+}
+
+export function treeUsage(rootPid: number): TreeUsage {
+  return usageOf(treeStats(rootPid));
+}
+
+/**
+ * The tree's use without the processes `excluded` picks and their
+ * descendants, all from one reading of /proc: two readings (the whole tree,
+ * then the part to take away) would disagree whenever a process started or
+ * ended between them, a Postgres backend say, and the difference would be off
+ * by that process.
+ */
+export function treeUsageWithout(rootPid: number, excluded: (pid: number) => boolean): TreeUsage {
+  const tree = treeStats(rootPid);
+  const left = new Set(tree.map((s) => s.pid));
+  let shrunk = true;
+  while (shrunk) {
+    shrunk = false;
+    for (const s of tree) {
+      if (left.has(s.pid) && (excluded(s.pid) || !left.has(s.ppid)) && s.pid !== rootPid) {
+        left.delete(s.pid);
+        shrunk = true;
+      }
+    }
+  }
+  return usageOf(tree.filter((s) => left.has(s.pid)));
 }
 
 /** CPU seconds of this process's children that have ended (a wrk run, once execFile has waited for it). */
