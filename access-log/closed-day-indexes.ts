@@ -7,9 +7,10 @@
 // day. The current day is served without them: a person's rows by the live
 // (school_id, user_id) index (migration 013), sorted by time in memory; a
 // query by host by scanning that one day's partition. The builds run at
-// night, once per day, and CONCURRENTLY, so rows still arriving for a closed
-// day (a replayed spool, a tunnel that closed after midnight) are never held
-// up.
+// night, once per day (but for the backlog of days after an upgrade, which
+// the first run builds at once), and CONCURRENTLY, so rows still arriving for
+// a closed day (a replayed spool, a tunnel that closed after midnight) are
+// never held up.
 import { cancelOnAbort, type Pool, type PoolClient } from '../core/db.js';
 import { DAY_MS, partitionStart } from './partitions.js';
 
@@ -79,7 +80,7 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
         try {
           await buildClosedDayIndex(client, partition, index);
         } catch (err) {
-          if (signal?.aborted) break build; // cancelled by the abort: not a failure
+          if (cancelledBy(signal, err)) break build; // the stop's cancel: not a failure
           throw err;
         }
         built.push({ partition, index: closedDayIndexName(partition, index), milliseconds: Math.round(performance.now() - started) });
@@ -93,12 +94,17 @@ export async function indexClosedPartitions(pool: Pool, now: Date, signal?: Abor
     // Ending the session also releases the advisory lock.
     client.release(err as Error);
     // The abort's cancel may have caught a query other than a build: still a stop, not a failure.
-    if (signal?.aborted) return built;
+    if (cancelledBy(signal, err)) return built;
     throw err;
   } finally {
     // Done already on success; after an error the session has ended (release(err)), so nothing can be hit.
     await stopCancelling();
   }
+}
+
+/** Whether `err` is Postgres cancelling a statement (57014) because of the stop; anything else is a failure to report. */
+function cancelledBy(signal: AbortSignal | undefined, err: unknown): boolean {
+  return signal?.aborted === true && (err as { code?: unknown }).code === '57014';
 }
 
 async function closedPartitionsMissingIndexes(client: PoolClient, now: Date): Promise<{ partition: string; missing: ClosedDayIndex[] }[]> {

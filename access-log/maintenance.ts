@@ -1,8 +1,8 @@
 // Hourly upkeep of the access log: partitions created ahead, expired ones
 // dropped, the daily rollup refreshed for the days that may have changed
 // (rollup.ts, daysToRollUp), and the indexes kept only on days that have
-// closed (a person's history in time order, by host) built. Each step runs even if another fails; failures are logged and
-// retried next hour.
+// closed (a person's history in time order, by host) built. Each step runs
+// even if another fails; failures are logged and retried next hour.
 import type { Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import { indexClosedPartitions, type BuiltIndex } from './closed-day-indexes.js';

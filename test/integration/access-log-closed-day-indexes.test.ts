@@ -1,8 +1,13 @@
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexClosedPartitions } from '../../access-log/closed-day-indexes.js';
+import { migrate } from '../../core/migrate.js';
+import { migrationsDir } from '../../core/paths.js';
 import type { AccessEvent } from '../../proxy/types.js';
 import { accessEvent, stopMaintenanceWhileWaiting, writeAllEvents, seedSchool, type SeededSchool, useAccessLogTestBed } from '../support/access-events.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 describe("a person's index in time order and the index by host, built when a day closes", () => {
   const bed = useAccessLogTestBed();
@@ -150,5 +155,61 @@ describe("a person's index in time order and the index by host, built when a day
     const built = await indexClosedPartitions(bed.db.pool, new Date('2024-08-02T01:00:00Z'));
     expect(built.map((b) => b.index)).toEqual(['access_log_p20240801_user_time', 'access_log_p20240801_host_time']);
     expect(await closedDayIndexes('access_log_p20240801', 'access_log_p20240801')).toEqual({ access_log_p20240801: definitions('access_log_p20240801') });
+  });
+});
+
+describe('upgrading to the index by person kept live (migration 013)', () => {
+  let db: TestDatabase;
+  let older: string;
+  let spool: string;
+
+  beforeAll(async () => {
+    // The schema as it was before migration 013.
+    older = await mkdtemp(path.join(os.tmpdir(), 'portcullis-migrations-'));
+    for (const file of await readdir(migrationsDir)) {
+      if (file < '013_') await copyFile(path.join(migrationsDir, file), path.join(older, file));
+    }
+    db = await createTestDatabase(older);
+    spool = await mkdtemp(path.join(os.tmpdir(), 'portcullis-spool-'));
+  });
+  afterAll(async () => {
+    await db?.drop();
+    await rm(older, { recursive: true, force: true });
+    await rm(spool, { recursive: true, force: true });
+  });
+
+  const personIndexes = async () =>
+    (await db.pool.query<{ tablename: string; indexdef: string }>(
+      "SELECT tablename, indexdef FROM pg_indexes WHERE tablename LIKE 'access_log%' AND indexdef LIKE '%user_id%' ORDER BY 1, 2",
+    )).rows;
+
+  it('keeps the days already logged, indexes the open ones by person at once, and leaves the closed ones to the maintenance', async () => {
+    const school = await seedSchool(db.pool, 'Upgrade School', 1, 'UTC');
+    const today = new Date();
+    const todayPartition = `access_log_p${today.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    await writeAllEvents(db.pool, spool, [
+      accessEvent({ groupId: school.groupId, userId: school.userIds[0], time: new Date('2024-09-01T09:00:00Z') }),
+      accessEvent({ groupId: school.groupId, userId: school.userIds[0], time: today }),
+    ]);
+    expect((await personIndexes()).map((r) => r.tablename)).toContain('access_log_p20240901');
+
+    expect(await migrate(db.pool)).toEqual(['013_access_log_person_index.sql']);
+    const after = await personIndexes();
+    // The old index is gone from every day; the parent declares the new one for the days to come.
+    expect(after.filter((r) => r.indexdef.includes('"time"'))).toEqual([]);
+    expect(after.find((r) => r.tablename === 'access_log')?.indexdef).toBe(
+      'CREATE INDEX access_log_school_user ON ONLY public.access_log USING btree (school_id, user_id)',
+    );
+    // Today (open) has it now; the closed day does not, until the maintenance builds its index in time order.
+    expect(after.map((r) => r.tablename)).toContain(todayPartition);
+    expect(after.map((r) => r.tablename)).not.toContain('access_log_p20240901');
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM access_log')).rows[0].n).toBe(2);
+
+    // A day created after the upgrade gets the live index by itself.
+    await db.pool.query("SELECT access_log_ensure_partitions('2031-01-01', '2031-01-01')");
+    expect((await personIndexes()).map((r) => r.tablename)).toContain('access_log_p20310101');
+
+    const built = await indexClosedPartitions(db.pool, new Date('2024-09-02T01:00:00Z'));
+    expect(built.map((b) => b.index)).toEqual(['access_log_p20240901_user_time', 'access_log_p20240901_host_time']);
   });
 });

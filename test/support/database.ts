@@ -11,7 +11,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** `migrationsDir`: migrate from this folder instead (an older schema, to test an upgrade). */
+export async function createTestDatabase(migrationsDir?: string): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
   const name = `t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -21,7 +22,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const pool = createPool(url.toString());
-  await migrate(pool);
+  await migrate(pool, migrationsDir);
   return {
     url: url.toString(),
     pool,
