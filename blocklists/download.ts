@@ -4,7 +4,7 @@
 // parent proxy (UPSTREAM_PROXY), the download goes through it too: an
 // http:// archive as an absolute-URI request, an https:// one in a CONNECT
 // tunnel, as the proxy's own traffic does.
-import { open, rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -78,7 +78,14 @@ export async function downloadArchive(url: string, file: string, options: Downlo
     // Opened before the first byte arrives: a write stream opens its file in
     // the background, and one destroyed by an early failure (the first chunk
     // over the limit) could otherwise create the file after it was removed.
-    const output = (await open(file, 'w')).createWriteStream();
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'w');
+    } catch (err) {
+      await response.body.cancel();
+      throw err;
+    }
+    const output = handle.createWriteStream();
     try {
       await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), counter, output);
     } catch (err) {

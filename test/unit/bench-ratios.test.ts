@@ -19,7 +19,10 @@ function peer(name: string, figures: { allowed: number | number[]; blocked?: num
   const [allowedMiB, lightMiB, blockedMiB] = figures.afterMiB ?? [figures.idleMiB, figures.idleMiB, figures.idleMiB];
   const rounds = (value: number | number[]) => (typeof value === 'number' ? [value, value, value] : value);
   // The median of three rounds, worked out here rather than by the code under test.
-  const middle = (runs: LoadFigures[]) => [...runs].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[1];
+  const middle = (runs: LoadFigures[]) => {
+    if (runs.length !== 3) throw new Error('the fixture works out the median of three rounds only');
+    return [...runs].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)[1];
+  };
   const allowedRounds = rounds(figures.allowed).map((rate) => load(rate, 5, allowedMiB));
   const blockedRounds = figures.blocked === undefined ? undefined : rounds(figures.blocked).map((rate) => load(rate, 5, blockedMiB));
   return {
