@@ -155,9 +155,10 @@ export async function daysToRollUp(pool: Pool, now: Date, retentionDays: number)
 
 /** Forgets what the schedule no longer needs: marks of days past the retention, records of runs before the lookback. */
 export async function forgetOldRollupRecords(pool: Pool, now: Date, retentionDays: number): Promise<void> {
-  const utcToday = now.toISOString().slice(0, 10);
-  await pool.query('DELETE FROM access_log_rollup_stale WHERE day <= $1::date - $2::int', [utcToday, retentionDays]);
-  await pool.query('DELETE FROM access_log_rollups WHERE day < $1::date - $2::int', [utcToday, SETTLE_LOOKBACK_DAYS]);
+  // UTC today worked out in SQL, as daysToRollUp works it out.
+  const utcToday = "($1::timestamptz AT TIME ZONE 'UTC')::date";
+  await pool.query(`DELETE FROM access_log_rollup_stale WHERE day <= ${utcToday} - $2::int`, [now, retentionDays]);
+  await pool.query(`DELETE FROM access_log_rollups WHERE day < ${utcToday} - $2::int`, [now, SETTLE_LOOKBACK_DAYS]);
 }
 
 /**
