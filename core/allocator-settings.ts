@@ -15,30 +15,52 @@ export const ALLOCATOR_ENVIRONMENT: Readonly<Record<string, string>> = Object.fr
 });
 
 /**
+ * The same settings as glibc tunables, which glibc also reads, from
+ * GLIBC_TUNABLES=name=value:name=value (an administrator may prefer them).
+ */
+const TUNABLE_OF: Readonly<Record<string, string>> = Object.freeze({
+  MALLOC_MMAP_THRESHOLD_: 'glibc.malloc.mmap_threshold',
+});
+const OUR_TUNABLES = new Set(Object.values(TUNABLE_OF));
+
+const tunablesIn = (env: NodeJS.ProcessEnv): string[] => (env.GLIBC_TUNABLES ?? '').split(':').filter((entry) => entry !== '');
+const tunableName = (entry: string): string => entry.slice(0, entry.indexOf('=') === -1 ? entry.length : entry.indexOf('='));
+
+/**
  * The allocator settings `env` lacks, as NAME=value; empty off Linux, where
- * glibc's variables mean nothing. Any value set counts: it turns the
- * adjustment off too, and may be the administrator's own choice.
+ * glibc's variables mean nothing. Any value set counts, as the variable or as
+ * its tunable in GLIBC_TUNABLES: it turns the adjustment off too, and may be
+ * the administrator's own choice.
  */
 export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): string[] {
   if (platform !== 'linux') return [];
+  const tunables = tunablesIn(env);
+  const setAsTunable = (name: string) => tunables.some((entry) => entry.startsWith(`${TUNABLE_OF[name]}=`) && entry.length > TUNABLE_OF[name].length + 1);
   return Object.entries(ALLOCATOR_ENVIRONMENT)
-    .filter(([name]) => env[name] === undefined || env[name] === '')
+    .filter(([name]) => (env[name] === undefined || env[name] === '') && !setAsTunable(name))
     .map(([name, value]) => `${name}=${value}`);
 }
 
 /**
- * Runs `start` with the allocator settings taken out of process.env, for a
- * child process started meanwhile that must not inherit them: the embedded
- * Postgres, which is built and tested with glibc's defaults (the setting is
- * for Node's buffers; docs/design-notes.md). Whatever the variables held is
- * put back once `start` settles.
+ * Runs `start` with the allocator settings taken out of process.env (the
+ * variables, and their tunables from GLIBC_TUNABLES, whose other entries
+ * stay), for a child process started meanwhile that must not inherit them:
+ * the embedded Postgres, which is built and tested with glibc's defaults
+ * (the setting is for Node's buffers; docs/design-notes.md). Whatever the
+ * variables held is put back once `start` settles.
  */
 export async function withoutAllocatorSettings<T>(start: () => Promise<T>): Promise<T> {
-  const saved = Object.keys(ALLOCATOR_ENVIRONMENT).map((name) => [name, process.env[name]] as const);
-  for (const [name] of saved) delete process.env[name];
+  const saved = [...Object.keys(ALLOCATOR_ENVIRONMENT), 'GLIBC_TUNABLES'].map((name) => [name, process.env[name]] as const);
+  for (const name of Object.keys(ALLOCATOR_ENVIRONMENT)) delete process.env[name];
+  const othersTunables = tunablesIn(process.env).filter((entry) => !OUR_TUNABLES.has(tunableName(entry)));
+  if (othersTunables.length > 0) process.env.GLIBC_TUNABLES = othersTunables.join(':');
+  else delete process.env.GLIBC_TUNABLES;
   try {
     return await start();
   } finally {
-    for (const [name, value] of saved) if (value !== undefined) process.env[name] = value;
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
   }
 }

@@ -25,6 +25,28 @@ describe('the allocator settings Portcullis runs with', () => {
     expect(missingAllocatorSettings({ MALLOC_MMAP_THRESHOLD_: '262144' }, 'linux')).toEqual([]);
   });
 
+  it('count as set when given as glibc tunables instead, and not when other tunables are', () => {
+    expect(missingAllocatorSettings({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }, 'linux')).toEqual([]);
+    expect(missingAllocatorSettings({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=262144' }, 'linux')).toEqual([]);
+    expect(missingAllocatorSettings({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, 'linux')).toEqual(settings);
+    expect(missingAllocatorSettings({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=' }, 'linux')).toEqual(settings);
+  });
+
+  it('as tunables, are kept from what starts inside withoutAllocatorSettings, while the other tunables stay', async () => {
+    const before = process.env.GLIBC_TUNABLES;
+    try {
+      process.env.GLIBC_TUNABLES = 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072';
+      expect(await withoutAllocatorSettings(async () => process.env.GLIBC_TUNABLES)).toBe('glibc.malloc.arena_max=2');
+      expect(process.env.GLIBC_TUNABLES).toBe('glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072');
+      process.env.GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=131072';
+      expect(await withoutAllocatorSettings(async () => 'GLIBC_TUNABLES' in process.env)).toBe(false);
+      expect(process.env.GLIBC_TUNABLES).toBe('glibc.malloc.mmap_threshold=131072');
+    } finally {
+      if (before === undefined) delete process.env.GLIBC_TUNABLES;
+      else process.env.GLIBC_TUNABLES = before;
+    }
+  });
+
   it('are not asked for where glibc does not read them', () => {
     expect(missingAllocatorSettings({}, 'darwin')).toEqual([]);
   });
