@@ -2,9 +2,9 @@
 // queue, the COPYs into Postgres, the spool) on a worker thread of its own.
 //
 // The proxy's thread only encodes each event as its COPY row and appends it
-// to a chunk; at CHUNK_ROWS rows or CHUNK_CHARS characters, or HAND_OVER_MS
-// after the first row, the chunk goes to the writer's thread as one string
-// and one typed array. With the writer on the proxy's thread, logging cost a
+// to a chunk; at CHUNK_ROWS rows or COPY_BUFFER_CHARS characters (writer.ts),
+// or HAND_OVER_MS after the first row, the chunk goes to the writer's thread
+// as one string and one typed array. With the writer on the proxy's thread, logging cost a
 // proxy process about a fifth of its throughput under load: the batches
 // waiting for COPY, the COPYs' protocol work and the garbage both make all
 // fell on the thread that answers requests (docs/design-notes.md).
@@ -23,21 +23,10 @@ import type { MetricSample } from '../core/metrics.js';
 import { startWorker } from '../core/worker-entry.js';
 import type { AccessEvent, AccessRecorder } from '../proxy/types.js';
 import { encodeAccessEvent, type EncodedAccessEvent } from './copy-row.js';
-import { accessLogMetrics, noAccessLogCounters, type AccessLogStatus, type AccessLogWriterOptions } from './writer.js';
+import { accessLogMetrics, COPY_BUFFER_CHARS, noAccessLogCounters, type AccessLogStatus, type AccessLogWriterOptions } from './writer.js';
 
 /** Most rows in a chunk handed to the writer's thread. */
 const CHUNK_ROWS = 1_024;
-/**
- * Most characters in a chunk (a row longer than that goes in a chunk of its
- * own). A message is copied into memory allocated for it on both sides; at
- * 128 KiB or more (glibc's mmap threshold, which Portcullis sets, and V8's
- * large objects) that is fresh pages from the kernel every time. In a
- * postMessage micro-benchmark their page faults cost 1.4–1.7 µs per row for
- * chunks of 1,024 rows, against 0.1–0.3 µs for 256 or 512
- * (docs/design-notes.md). 48 Ki characters stay under it even as a two-byte
- * string.
- */
-const CHUNK_CHARS = 48 * 1_024;
 /** Longest a row waits on the proxy's thread before its chunk is handed over. */
 const HAND_OVER_MS = 25;
 /** Most rows kept for the writer's thread while it is being restarted. */
@@ -140,7 +129,7 @@ export class AccessLogThread implements AccessRecorder {
       this.sendUnencodable(event);
       return;
     }
-    const full = this.chunkLines.length + row.line.length > CHUNK_CHARS;
+    const full = this.chunkLines.length + row.line.length > COPY_BUFFER_CHARS;
     if ((row.day !== this.chunkDay || full) && this.chunkRows > 0) this.handOver();
     this.chunkDay = row.day;
     this.chunkLines += row.line;

@@ -113,15 +113,18 @@ export function accessLogMetrics(status: AccessLogStatus): MetricSample[] {
 }
 
 /**
- * Most characters in one piece of a batch's COPY text (a row longer than
- * that makes a piece of its own). A batch made one string of a megabyte or
- * so, and each was given fresh pages from the kernel twice (the string, then
- * its bytes): memory of 128 KiB or more is mapped for it and unmapped after
- * (glibc's mmap threshold, which Portcullis sets, and V8's large objects).
- * Pieces under that reuse memory already mapped; 48 Ki characters stay under
- * it even as a two-byte string.
+ * Most characters in one buffer of COPY text: a piece of a batch written to
+ * Postgres here, and a chunk handed to the writer's thread (thread.ts). A
+ * row longer than that is a piece, or a chunk, of its own. Memory of 128 KiB
+ * or more (glibc's mmap threshold, which Portcullis sets, and V8's large
+ * objects) is mapped fresh from the kernel for each buffer and unmapped
+ * after, and a batch made one string of a megabyte or so, twice (the string,
+ * then its bytes); handing chunks of 1,024 rows to the thread cost 1.4–1.7 µs
+ * per row in page faults in a postMessage micro-benchmark, against 0.1–0.3
+ * µs for 256 or 512 (docs/design-notes.md, "Buffers under 128 KiB").
+ * 48 Ki characters stay under it even as a two-byte string.
  */
-const COPY_PIECE_CHARS = 48 * 1_024;
+export const COPY_BUFFER_CHARS = 48 * 1_024;
 
 /** One row ready for COPY; a replayed one knows its spool line, to set it aside if Postgres refuses it. */
 interface PendingRow extends EncodedAccessEvent {
@@ -342,7 +345,7 @@ export class AccessLogWriter implements AccessRecorder {
       let piece = '';
       for (const r of rows) {
         const row = this.groupSchools.copyText(r.groupId) + r.line;
-        if (piece !== '' && piece.length + row.length > COPY_PIECE_CHARS) {
+        if (piece !== '' && piece.length + row.length > COPY_BUFFER_CHARS) {
           pieces.push(piece);
           piece = '';
         }

@@ -21,10 +21,17 @@ export const ALLOCATOR_ENVIRONMENT: Readonly<Record<string, string>> = Object.fr
 const TUNABLE_OF: Readonly<Record<string, string>> = Object.freeze({
   MALLOC_MMAP_THRESHOLD_: 'glibc.malloc.mmap_threshold',
 });
-const OUR_TUNABLES = new Set(Object.values(TUNABLE_OF));
 
-const tunablesIn = (env: NodeJS.ProcessEnv): string[] => (env.GLIBC_TUNABLES ?? '').split(':').filter((entry) => entry !== '');
-const tunableName = (entry: string): string => entry.slice(0, entry.indexOf('=') === -1 ? entry.length : entry.indexOf('='));
+/** GLIBC_TUNABLES's entries in order, each as written and as its name and value. */
+function tunablesIn(env: NodeJS.ProcessEnv): Array<{ entry: string; name: string; value: string }> {
+  return (env.GLIBC_TUNABLES ?? '')
+    .split(':')
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const equals = entry.indexOf('=');
+      return equals === -1 ? { entry, name: entry, value: '' } : { entry, name: entry.slice(0, equals), value: entry.slice(equals + 1) };
+    });
+}
 
 /**
  * The allocator settings `env` lacks, as NAME=value; empty off Linux, where
@@ -34,10 +41,9 @@ const tunableName = (entry: string): string => entry.slice(0, entry.indexOf('=')
  */
 export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): string[] {
   if (platform !== 'linux') return [];
-  const tunables = tunablesIn(env);
-  const setAsTunable = (name: string) => tunables.some((entry) => entry.startsWith(`${TUNABLE_OF[name]}=`) && entry.length > TUNABLE_OF[name].length + 1);
+  const tunables = new Map(tunablesIn(env).map(({ name, value }) => [name, value]));
   return Object.entries(ALLOCATOR_ENVIRONMENT)
-    .filter(([name]) => (env[name] === undefined || env[name] === '') && !setAsTunable(name))
+    .filter(([name]) => !env[name] && !tunables.get(TUNABLE_OF[name]))
     .map(([name, value]) => `${name}=${value}`);
 }
 
@@ -52,8 +58,9 @@ export function missingAllocatorSettings(env: NodeJS.ProcessEnv, platform: NodeJ
 export async function withoutAllocatorSettings<T>(start: () => Promise<T>): Promise<T> {
   const saved = [...Object.keys(ALLOCATOR_ENVIRONMENT), 'GLIBC_TUNABLES'].map((name) => [name, process.env[name]] as const);
   for (const name of Object.keys(ALLOCATOR_ENVIRONMENT)) delete process.env[name];
-  const othersTunables = tunablesIn(process.env).filter((entry) => !OUR_TUNABLES.has(tunableName(entry)));
-  if (othersTunables.length > 0) process.env.GLIBC_TUNABLES = othersTunables.join(':');
+  const ours = new Set(Object.values(TUNABLE_OF));
+  const others = tunablesIn(process.env).filter(({ name }) => !ours.has(name));
+  if (others.length > 0) process.env.GLIBC_TUNABLES = others.map(({ entry }) => entry).join(':');
   else delete process.env.GLIBC_TUNABLES;
   try {
     return await start();
