@@ -2,9 +2,12 @@
 // beside the aim issue 7 sets for it.
 import { median } from '../common.js';
 import type { PeerResult } from './measure.js';
+import { NODE_RELAY_NAME } from './node-relay.js';
 
 const isPortcullis = (r: PeerResult): boolean => r.name.startsWith('Portcullis');
 const isLimit = (r: PeerResult): boolean => r.name.startsWith('origin direct');
+/** The bare Node.js relay: a reference, not a peer a school would run, so never the "best peer". */
+const isFloor = (r: PeerResult): boolean => r.name === NODE_RELAY_NAME;
 
 /** The best peer's figure in each round (by `value`), and the peers that were best. */
 function bestPerRound(peers: readonly PeerResult[], rounds: number, value: (r: PeerResult, round: number) => number | undefined): { values: Array<number | undefined>; names: string[] } {
@@ -70,8 +73,9 @@ function addedP99Cell(r: PeerResult, limit: PeerResult | undefined): string {
 }
 
 export function formatRatios(results: readonly PeerResult[]): string {
-  const peers = results.filter((r) => !isPortcullis(r) && !isLimit(r));
+  const peers = results.filter((r) => !isPortcullis(r) && !isLimit(r) && !isFloor(r));
   const limit = results.find(isLimit);
+  const floor = results.find(isFloor);
   const rounds = Math.max(0, ...results.map((r) => r.allowedRounds.length));
   const allowedOf = (r: PeerResult, round: number) => r.allowedRounds[round]?.requestsPerSecond;
   const blockedOf = (r: PeerResult, round: number) => r.blockedRounds?.[round]?.requestsPerSecond;
@@ -84,6 +88,7 @@ export function formatRatios(results: readonly PeerResult[]): string {
       r.name,
       roundRatios(roundsOf(r, allowedOf), bestAllowed.values, '≥ 1×'),
       limit ? roundRatios(roundsOf(r, allowedOf), roundsOf(limit, allowedOf), '≥ 0.5×') : '–',
+      floor ? roundRatios(roundsOf(r, allowedOf), roundsOf(floor, allowedOf)) : '–',
       r.blocked ? roundRatios(roundsOf(r, blockedOf), bestBlocked.values, '≥ 2×') : '–',
       r.tunnels ? ratio(r.tunnels.tunnelsPerSecond, bestTunnels.values[0]) : '–',
       addedP99Cell(r, limit),
@@ -96,11 +101,15 @@ export function formatRatios(results: readonly PeerResult[]): string {
     if (!one || !many) return '';
     return `Scaling: ${many.name} ÷ one process: ${roundRatios(roundsOf(many, allowedOf), roundsOf(one, allowedOf))} allowed requests/s, ${roundRatios(roundsOf(many, blockedOf), roundsOf(one, blockedOf))} blocked.`;
   })();
+  const floorLine = floor && limit
+    ? `${NODE_RELAY_NAME} ÷ origin direct: ${roundRatios(roundsOf(floor, allowedOf), roundsOf(limit, allowedOf))} allowed requests/s. The relay does no more than any Node.js proxy must; a proxy that filters, identifies and logs cannot pass it.`
+    : '';
   const named = (best: { names: string[] }) => best.names.join(' or ') || '–';
   const header = [
     'Portcullis',
     `allowed req/s ÷ best peer of each round (${named(bestAllowed)})`,
     'allowed req/s ÷ origin direct',
+    'allowed req/s ÷ Node relay (the floor)',
     `blocked req/s ÷ best filtering peer of each round (${named(bestBlocked)})`,
     `CONNECT tunnels/s ÷ best peer (${named(bestTunnels)})`,
     'p99 added at one connection (vs origin direct, same round)',
@@ -113,6 +122,6 @@ export function formatRatios(results: readonly PeerResult[]): string {
     '',
     'Each ratio is the median of the ratios within each round (both figures taken in the same round, so in the same spell of the machine), with every round\'s beside it.',
     '',
-    scaling,
+    [floorLine, scaling].filter(Boolean).join('\n\n'),
   ].join('\n');
 }

@@ -11,6 +11,7 @@ import { writePaddedUt1Folder } from '../padded-lists.js';
 import { startE2guardian } from './e2guardian.js';
 import { measureSideBySide, originSubject, type MeasureSettings, type SideBySide, type Subject } from './measure.js';
 import { startOriginProcess } from './origin.js';
+import { startNodeRelay } from './node-relay.js';
 import type { RunningPeer } from './peer.js';
 import { startPortcullis } from './portcullis.js';
 import { freePort } from '../common.js';
@@ -38,9 +39,10 @@ export const STARTERS: Record<string, Starter> = {
   'squidguard-1w': (o) => startSquidGuard({ ...o, workers: 1 }),
   e2guardian: (o) => startE2guardian(o),
   tinyproxy: (o) => startTinyproxy(o),
+  'node-relay': (o) => startNodeRelay(o),
 };
 
-export const DEFAULT_PEERS = ['origin', 'portcullis', 'portcullis-1', 'portcullis-5m', 'squid', 'squidguard', 'e2guardian', 'tinyproxy'];
+export const DEFAULT_PEERS = ['origin', 'node-relay', 'portcullis', 'portcullis-1', 'portcullis-5m', 'squid', 'squidguard', 'e2guardian', 'tinyproxy'];
 
 /** Checks the names before anything starts, so that a typo fails at once. */
 export function checkPeerNames(names: readonly string[]): void {

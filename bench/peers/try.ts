@@ -5,8 +5,8 @@
 //   npx tsc -p bench/tsconfig.json && node dist-bench/bench/peers/try.js
 //
 // Settings (environment): BENCH_PEERS (comma-separated, default
-// "origin,portcullis,portcullis-1,portcullis-5m,squid,squidguard,e2guardian,tinyproxy";
-// portcullis runs one proxy worker per core, portcullis-1 one, portcullis-5m one
+// "origin,node-relay,portcullis,portcullis-1,portcullis-5m,squid,squidguard,e2guardian,tinyproxy";
+// node-relay is bench/node-relay.ts, the floor under any Node.js proxy; portcullis runs one proxy worker per core, portcullis-1 one, portcullis-5m one
 // with the lists padded to 5 million domains (bench/padded-lists.ts); also "squid-1w" and
 // "squidguard-1w" for one SMP worker instead of two), BENCH_PEER_SECONDS (each wrk run,
 // default 5), BENCH_PEER_ROUNDS (rounds over all the peers, default 3), BENCH_CONNECTIONS (default 50), BENCH_THREADS (wrk threads,

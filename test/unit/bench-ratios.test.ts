@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { medianRun, roundOrder, type LoadFigures, type PeerResult } from '../../bench/peers/measure.js';
 import { QuietTally } from '../../bench/peers/quiet.js';
 import type { TreeUsage } from '../../bench/peers/proc.js';
+import { NODE_RELAY_NAME } from '../../bench/peers/node-relay.js';
 import { formatRatios } from '../../bench/peers/ratios.js';
 import { formatPeerTable } from '../../bench/peers/table.js';
 
@@ -38,6 +39,8 @@ function peer(name: string, figures: { allowed: number | number[]; blocked?: num
 describe('the ratios table', () => {
   const table = formatRatios([
     peer('origin direct (limit)', { allowed: 20_000, lightP99: [9.22, 0.5, 0.45], idleMiB: 60 }),
+    // Faster than every peer, but a reference: never the best peer.
+    peer(NODE_RELAY_NAME, { allowed: [12_000, 11_000, 10_000], lightP99: 1, idleMiB: 50 }),
     peer('squid (2 workers)', { allowed: 10_000, lightP99: 1, idleMiB: 90 }),
     peer('squid + squidGuard (2 workers)', { allowed: 4_000, blocked: 10_000, lightP99: 1, idleMiB: 600 }),
     peer('Portcullis, 1 process', { allowed: 8_000, blocked: 15_000, lightP99: [1.5, 2.9, 14], idleMiB: 160, afterMiB: [200, 170, 210] }),
@@ -45,10 +48,11 @@ describe('the ratios table', () => {
   ]);
   const row = (name: string) => table.split('\n').find((line) => line.startsWith(`| ${name} |`))!.split(' | ');
 
-  it('compares each Portcullis against the best peer, the origin and the best filtering peer, beside the aims; p99 added is taken round by round', () => {
-    expect(row('Portcullis, 1 process').slice(1, 6)).toEqual([
+  it('compares each Portcullis against the best peer, the origin, the Node relay and the best filtering peer, beside the aims; p99 added is taken round by round', () => {
+    expect(row('Portcullis, 1 process').slice(1, 7)).toEqual([
       '0.80× (rounds 0.80, 0.80, 0.80; aim ≥ 1×)',
       '0.40× (rounds 0.40, 0.40, 0.40; aim ≥ 0.5×)',
+      '0.73× (rounds 0.67, 0.73, 0.80)',
       '1.50× (rounds 1.50, 1.50, 1.50; aim ≥ 2×)',
       '–',
       '2.40 ms (rounds -7.72, 2.40, 13.55; aim < 2 ms)',
@@ -61,13 +65,28 @@ describe('the ratios table', () => {
       peer('Portcullis, 1 process', { allowed: 8_000, blocked: 15_000, lightP99: 2.16, idleMiB: 160 }),
     ]);
     const cells = disturbed.split('\n').find((line) => line.startsWith('| Portcullis, 1 process |'))!.split(' | ');
-    expect(cells[5]).toBe('– (the origin alone had the higher p99 in most rounds: disturbed, measure again)');
+    expect(cells[6]).toBe('– (the origin alone had the higher p99 in most rounds: disturbed, measure again)');
+  });
+
+  it('names the best peer without the Node relay, and gives the relay against the origin', () => {
+    expect(table).toContain('allowed req/s ÷ best peer of each round (squid (2 workers))');
+    expect(table).toContain(`${NODE_RELAY_NAME} ÷ origin direct: 0.55× (rounds 0.60, 0.55, 0.50) allowed requests/s.`);
+    expect(table).not.toContain(`| ${NODE_RELAY_NAME} |`);
+  });
+
+  it('leaves the relay column empty, with no line of its own, when it was not measured', () => {
+    const withoutRelay = formatRatios([
+      peer('origin direct (limit)', { allowed: 20_000, lightP99: 0.5, idleMiB: 60 }),
+      peer('Portcullis, 1 process', { allowed: 8_000, blocked: 15_000, lightP99: 1, idleMiB: 160 }),
+    ]);
+    expect(withoutRelay.split('\n').find((line) => line.startsWith('| Portcullis, 1 process |'))!.split(' | ')[3]).toBe('–');
+    expect(withoutRelay).not.toContain(`${NODE_RELAY_NAME} ÷ origin direct`);
   });
 
   it('gives memory in MiB, idle and the highest after any request load, with the 400 MB aim for the full lists only', () => {
     expect(table).toContain('| RSS idle / highest after the request loads |');
-    expect(row('Portcullis, 1 process')[6]).toBe('160 / 210 MiB |');
-    expect(row('Portcullis, 1 process, 5,000,000 domains')[6]).toBe('337 / 377 MiB (aim < 400 MB = 381 MiB) |');
+    expect(row('Portcullis, 1 process')[7]).toBe('160 / 210 MiB |');
+    expect(row('Portcullis, 1 process, 5,000,000 domains')[7]).toBe('337 / 377 MiB (aim < 400 MB = 381 MiB) |');
   });
 });
 
