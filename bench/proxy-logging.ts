@@ -1,7 +1,8 @@
 // The proxy's throughput with access logging on (the access log's writer,
 // on its own thread, into Postgres) versus off (events counted and
-// discarded), in the same run, phases alternating on/off so that drift in
-// the machine's load falls on both sides alike.
+// discarded), in the same run, in pairs of phases, one on and one off, the
+// pairs in ABBA order (bench/logging-pairs.ts) so that drift in the
+// machine's speed falls on both sides alike.
 //
 // Three processes besides Postgres: the proxy (bench/proxy-process.ts: the
 // proxy runtime `portcullis start` runs, with the real policy compiled from
@@ -36,6 +37,7 @@ import { defaultListsFile } from '../core/paths.js';
 import { ORIGIN_BODY } from './common.js';
 import { median, sampleLoad, startBenchPostgres } from './lib.js';
 import { originCountBounds, runWrk } from './load.js';
+import { loggingCostPercent, pairCostsPercent, phasePlan } from './logging-pairs.js';
 import { DEFAULT_UT1_FOLDER } from './peers/lists.js';
 import { reapedChildrenCpuSeconds } from './peers/proc.js';
 import type { ProxyStats } from './proxy-process.js';
@@ -43,6 +45,15 @@ import type { ProxyStats } from './proxy-process.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ORIGIN_HOST = 'origin.test';
 export const WARM_UP_SECONDS = 3;
+/**
+ * Many short pairs rather than a few long ones: the machine's speed moves
+ * between spells of about ten seconds, and two 5 s phases are more often in
+ * one spell than two of 10 s. Shorter still, the rows of a phase's last
+ * quarter-second (written after wrk stops, while the bench waits for the
+ * writer) would be a larger share of its Postgres work left out of it.
+ */
+export const DEFAULT_PHASE_SECONDS = 5;
+export const DEFAULT_PAIRS = 15;
 
 export interface ProxyBenchOptions {
   connectionString: string;
@@ -58,6 +69,8 @@ export interface ProxyBenchOptions {
 export interface PhaseResult {
   label: string;
   logging: boolean;
+  /** The on/off pair it belongs to, from 1 (0 for a warm-up). */
+  pair: number;
   requests: number;
   wallSeconds: number;
   requestsPerSecond: number;
@@ -82,10 +95,13 @@ export interface ProxyBenchResult {
   connections: number;
   medianOn: { rps: number; p50: number; p99: number; cpuMicros: number };
   medianOff: { rps: number; p50: number; p99: number; cpuMicros: number };
-  /** 1 − on/off, as a percentage of the off throughput. */
+  /** The median of the pairs' costs (bench/logging-pairs.ts): the figure reported. */
+  loggingCostPercent: number;
+  /** Each pair's 1 − on/off, as a percentage, in pair order. */
+  pairCostsPercent: number[];
+  /** 1 − on/off of the medians of all on and all off phases, as a percentage. */
   throughputCostPercent: number;
   cpuCostPercent: number;
-  pairCostsPercent: number[];
 }
 
 /** Schema, school, default policy, and the UT1 lists: what `portcullis start` sets up. */
@@ -202,7 +218,7 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
     const countRows = async (): Promise<number> =>
       Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM access_log WHERE host = $1', [ORIGIN_HOST])).rows[0].n);
 
-    const runPhase = async (label: string, logging: boolean, seconds: number): Promise<PhaseResult> => {
+    const runPhase = async (label: string, logging: boolean, pair: number, seconds: number): Promise<PhaseResult> => {
       await proxy.ask({ type: 'logging', on: logging });
       const before = await settledStats(proxy);
       const originBefore = await origin.ask<{ served: number; connections: number; cpuSeconds: number }>({ type: 'stats' });
@@ -252,7 +268,7 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
 
       const proxyCpuSeconds = after.cpuSeconds - before.cpuSeconds;
       const phase: PhaseResult = {
-        label, logging, requests: result.requests, wallSeconds: result.durationSeconds,
+        label, logging, pair, requests: result.requests, wallSeconds: result.durationSeconds,
         requestsPerSecond: result.requestsPerSecond,
         latencyP50Ms: result.latencyP50Ms,
         latencyP99Ms: result.latencyP99Ms,
@@ -275,13 +291,10 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
 
     // The JIT, the connection pools and the writer warm up over the first seconds.
     const warmUpSeconds = options.warmUpSeconds ?? WARM_UP_SECONDS;
-    await runPhase('warm-up', false, warmUpSeconds);
-    await runPhase('warm-up', true, warmUpSeconds);
+    await runPhase('warm-up', false, 0, warmUpSeconds);
+    await runPhase('warm-up', true, 0, warmUpSeconds);
     const phases: PhaseResult[] = [];
-    for (let pair = 1; pair <= options.pairs; pair++) {
-      phases.push(await runPhase(`on ${pair}`, true, options.phaseSeconds));
-      phases.push(await runPhase(`off ${pair}`, false, options.phaseSeconds));
-    }
+    for (const planned of phasePlan(options.pairs)) phases.push(await runPhase(planned.label, planned.logging, planned.pair, options.phaseSeconds));
 
     const summary = (on: boolean) => {
       const chosen = phases.filter((p) => p.logging === on);
@@ -294,8 +307,6 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
     };
     const medianOn = summary(true);
     const medianOff = summary(false);
-    const pairCostsPercent: number[] = [];
-    for (let i = 0; i + 1 < phases.length; i += 2) pairCostsPercent.push((1 - phases[i].requestsPerSecond / phases[i + 1].requestsPerSecond) * 100);
     return {
       policy: { domains: ready.domains, urls: ready.urls, groups: ready.groups, blockedSanityHost: `${listed[0].value} (${listed[0].key})` },
       phases,
@@ -303,9 +314,10 @@ export async function measureProxyLogging(options: ProxyBenchOptions): Promise<P
       connections: options.connections,
       medianOn,
       medianOff,
+      loggingCostPercent: loggingCostPercent(phases),
+      pairCostsPercent: pairCostsPercent(phases),
       throughputCostPercent: (1 - medianOn.rps / medianOff.rps) * 100,
       cpuCostPercent: (medianOn.cpuMicros / medianOff.cpuMicros - 1) * 100,
-      pairCostsPercent,
     };
   } finally {
     await proxy.ask({ type: 'stop' }).catch(() => undefined);
@@ -326,8 +338,8 @@ async function main(): Promise<void> {
     await pool.end();
     const result = await measureProxyLogging({
       connectionString: pg.connectionString,
-      phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? 10),
-      pairs: Number(process.env.BENCH_PAIRS ?? 7),
+      phaseSeconds: Number(process.env.BENCH_PHASE_SECONDS ?? DEFAULT_PHASE_SECONDS),
+      pairs: Number(process.env.BENCH_PAIRS ?? DEFAULT_PAIRS),
       connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
       warmUpSeconds: Number(process.env.BENCH_WARM_UP_SECONDS ?? WARM_UP_SECONDS),
       postgresCpuSeconds: () => pg.cpuSeconds(),
