@@ -88,3 +88,12 @@ export function spawnPeerProcess(name: string, command: string, args: readonly s
   };
 }
 
+/** Waits for a peer's port; a peer that never listens is stopped (its whole group) before the error is passed on. */
+export async function listeningOrStopped(child: PeerProcess, port: number, timeoutMs: number): Promise<void> {
+  try {
+    await child.waitForPort(port, timeoutMs);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}

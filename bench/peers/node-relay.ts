@@ -3,7 +3,7 @@
 // proxy on this machine, measured in the same rounds as everything else.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnPeerProcess } from './child.js';
+import { listeningOrStopped, spawnPeerProcess } from './child.js';
 import type { PeerStartOptions, RunningPeer } from './peer.js';
 import { treeUsage } from './proc.js';
 
@@ -16,12 +16,7 @@ export const NODE_RELAY_NAME = 'Node relay (the floor)';
 export async function startNodeRelay(options: PeerStartOptions): Promise<RunningPeer> {
   const { dir, port } = options;
   const child = spawnPeerProcess('node-relay', process.execPath, [RELAY_SCRIPT, String(port)], path.join(dir, 'node-relay.out'));
-  try {
-    await child.waitForPort(port, 10_000);
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  await listeningOrStopped(child, port, 10_000);
   return {
     name: NODE_RELAY_NAME,
     version: `Node ${process.version}`,

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { spawnPeerProcess } from './child.js';
+import { listeningOrStopped, spawnPeerProcess } from './child.js';
 import { packageVersion, type PeerStartOptions, type RunningPeer } from './peer.js';
 import { treeUsage } from './proc.js';
 
@@ -70,12 +70,7 @@ export async function startSquidWith(name: string, options: SquidOptions, rewrit
     throw new Error(`${name}: squid rejects ${configFile}: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
   }
   const child = spawnPeerProcess(name, 'squid', ['--foreground', '-f', configFile], path.join(dir, 'squid.out'));
-  try {
-    await child.waitForPort(port, STARTUP_MS);
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  await listeningOrStopped(child, port, STARTUP_MS);
   return {
     name,
     version: packageVersion(...packages),

@@ -3,7 +3,7 @@
 // connection-per-request figures.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { spawnPeerProcess } from './child.js';
+import { listeningOrStopped, spawnPeerProcess } from './child.js';
 import { packageVersion, type PeerStartOptions, type RunningPeer } from './peer.js';
 import { treeUsage } from './proc.js';
 
@@ -28,12 +28,7 @@ export async function startTinyproxy(options: PeerStartOptions): Promise<Running
     ].join('\n'),
   );
   const child = spawnPeerProcess('tinyproxy', 'tinyproxy', ['-d', '-c', configFile], path.join(dir, 'tinyproxy.out'));
-  try {
-    await child.waitForPort(port, 10_000);
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
+  await listeningOrStopped(child, port, 10_000);
   return {
     name: 'tinyproxy',
     version: packageVersion('tinyproxy'),
