@@ -4,8 +4,8 @@
 // The proxy's thread only encodes each event as its COPY row and appends it
 // to a chunk; at CHUNK_ROWS rows or COPY_BUFFER_CHARS characters (writer.ts),
 // or HAND_OVER_MS after the first row, the chunk goes to the writer's thread
-// as one string and one typed array. With the writer on the proxy's thread, logging cost a
-// proxy process about a fifth of its throughput under load: the batches
+// as one string and one typed array. With the writer on the proxy's thread,
+// logging cost a proxy process about a fifth of its throughput under load: the batches
 // waiting for COPY, the COPYs' protocol work and the garbage both make all
 // fell on the thread that answers requests (docs/design-notes.md).
 //

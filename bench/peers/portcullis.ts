@@ -17,7 +17,7 @@ import { packageRoot } from '../../core/paths.js';
 import { spawnPeerProcess } from './child.js';
 import type { BlockAnswer, FilteringPeerStartOptions, RunningPeer } from './peer.js';
 import { freePort } from '../common.js';
-import { treeUsageWithout, type TreeUsage } from './proc.js';
+import { treeUsageWithout } from './proc.js';
 
 const run = promisify(execFile);
 const BIN = path.join(packageRoot, 'dist', 'bin', 'portcullis.js');
@@ -47,10 +47,6 @@ function isPostgres(pid: number): boolean {
   }
 }
 
-/** The tree of `rootPid` without the embedded Postgres (the postgres processes and their children). */
-function usageWithoutPostgres(rootPid: number): TreeUsage {
-  return treeUsageWithout(rootPid, isPostgres);
-}
 
 /** The domain count of the policy in service, from /healthz (the admin API may start listening just after the proxy). */
 async function policyDomains(adminPort: number): Promise<number> {
@@ -121,7 +117,8 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Runni
       'identification by address, default policy',
       `lists: ${imported.stdout.trim().split('\n').at(-1) ?? ''}`,
     ],
-    usage: () => usageWithoutPostgres(child.pid),
+    // Its CPU and memory without the embedded Postgres (the postgres processes and their children).
+    usage: () => treeUsageWithout(child.pid, isPostgres),
     stop: () => child.stop(20_000),
   };
 }

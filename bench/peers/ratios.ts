@@ -102,7 +102,7 @@ export function formatRatios(results: readonly PeerResult[]): string {
     return `Scaling: ${many.name} ÷ one process: ${roundRatios(roundsOf(many, allowedOf), roundsOf(one, allowedOf))} allowed requests/s, ${roundRatios(roundsOf(many, blockedOf), roundsOf(one, blockedOf))} blocked.`;
   })();
   const floorLine = floor && limit
-    ? `${NODE_RELAY_NAME} ÷ origin direct: ${roundRatios(roundsOf(floor, allowedOf), roundsOf(limit, allowedOf))} allowed requests/s. The relay does no more than any Node.js proxy must; a proxy that filters, identifies and logs cannot pass it.`
+    ? `${NODE_RELAY_NAME} ÷ origin direct: ${roundRatios(roundsOf(floor, allowedOf), roundsOf(limit, allowedOf))} allowed requests/s. The relay does no more than any Node.js proxy must: its rate is about the most a Node.js proxy can expect here, before any filtering, identification or logging.`
     : '';
   const named = (best: { names: string[] }) => best.names.join(' or ') || '–';
   const header = [
