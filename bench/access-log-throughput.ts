@@ -279,13 +279,20 @@ export interface ClosedDayIndexBuildResult {
   builds: { index: string; seconds: number }[];
   /** Postgres CPU per row of all the builds, when Postgres's CPU is known. */
   postgresCpuMicrosPerRow: number | null;
+  /**
+   * The partition's bytes on disk per row (table, TOAST and every index), as
+   * an open day is kept and once its closed-day indexes are built: what a
+   * day of the access log costs in disk, for sizing LOG_RETENTION_DAYS.
+   */
+  diskBytesPerRow: { openDay: number; closedDay: number };
 }
 
 /**
  * The indexes that the writer does not keep up live (a person's history in
  * time order, by host), built as the maintenance builds them when the day
  * closes, on the partition of `day` (the day the throughput runs filled), and
- * then dropped again, as an open day's partition is kept.
+ * then dropped again, as an open day's partition is kept; with the
+ * partition's size on disk per row before and after.
  */
 export async function measureClosedDayIndexBuild(connectionString: string, day: Date, postgresCpuSeconds?: () => number): Promise<ClosedDayIndexBuildResult> {
   const pool = createPool(connectionString, undefined, 2);
@@ -295,6 +302,11 @@ export async function measureClosedDayIndexBuild(connectionString: string, day: 
     const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${client.escapeIdentifier(partition)}`);
     const count = Number(rows[0].n);
     if (count === 0) throw new Error(`${partition} holds no rows: there is no index build to measure`);
+    const bytesPerRow = async (): Promise<number> => {
+      const size = await client.query<{ bytes: string }>('SELECT pg_total_relation_size($1::regclass) AS bytes', [client.escapeIdentifier(partition)]);
+      return Number(size.rows[0].bytes) / count;
+    };
+    const openDay = await bytesPerRow();
     const pgBefore = postgresCpuSeconds?.();
     const builds: ClosedDayIndexBuildResult['builds'] = [];
     for (const index of CLOSED_DAY_INDEXES) {
@@ -303,8 +315,13 @@ export async function measureClosedDayIndexBuild(connectionString: string, day: 
       builds.push({ index: closedDayIndexName(partition, index), seconds: (performance.now() - started) / 1000 });
     }
     const pgCpu = pgBefore === undefined ? null : postgresCpuSeconds!() - pgBefore;
+    const closedDay = await bytesPerRow();
     for (const { index } of builds) await client.query(`DROP INDEX ${client.escapeIdentifier(index)}`);
-    return { partition, rows: count, builds, postgresCpuMicrosPerRow: pgCpu === null ? null : (pgCpu * 1e6) / count };
+    return {
+      partition, rows: count, builds,
+      postgresCpuMicrosPerRow: pgCpu === null ? null : (pgCpu * 1e6) / count,
+      diskBytesPerRow: { openDay, closedDay },
+    };
   } finally {
     client.release();
     await pool.end();

@@ -12,7 +12,7 @@ describe('the access-log benchmark', () => {
     await db.drop();
   });
 
-  it('counts what reached access_log, and times the day-close indexes on those rows without leaving them behind', async () => {
+  it('counts what reached access_log, times the day-close indexes on those rows without leaving them behind, and sizes the day on disk', async () => {
     const day = new Date();
     const result = await measureAccessLogThroughput({ connectionString: db.url, seconds: 1, writeConcurrency: 2 });
     checkThroughput(result);
@@ -22,8 +22,12 @@ describe('the access-log benchmark', () => {
     const partition = `access_log_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`;
     const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${partition}`);
     const indexesBefore = await db.pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [partition]);
+    const sizeBefore = await db.pool.query<{ bytes: string }>('SELECT pg_total_relation_size($1::regclass) AS bytes', [partition]);
     const build = await measureClosedDayIndexBuild(db.url, day);
     expect(build).toMatchObject({ partition, rows: Number(rows[0].n), postgresCpuMicrosPerRow: null });
+    // The open day's figure is the whole partition (indexes included) over its rows; the closed day's adds the indexes built.
+    expect(build.diskBytesPerRow.openDay * build.rows).toBeCloseTo(Number(sizeBefore.rows[0].bytes), 0);
+    expect(build.diskBytesPerRow.closedDay).toBeGreaterThan(build.diskBytesPerRow.openDay);
     expect(build.builds.map((b) => b.index)).toEqual([`${partition}_user_time`, `${partition}_host_time`]);
     for (const b of build.builds) expect(b.seconds).toBeGreaterThan(0);
     const indexesAfter = await db.pool.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [partition]);
