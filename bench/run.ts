@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     `${closedDayIndexes.builds.map((b) => `${b.index.slice(closedDayIndexes.partition.length + 1)} in ${b.seconds.toFixed(1)} s`).join(', ')}; ` +
     `${closedDayIndexes.postgresCpuMicrosPerRow === null ? 'Postgres CPU not measured' : `${closedDayIndexes.postgresCpuMicrosPerRow.toFixed(1)} µs of Postgres CPU per row for both`}, once, at night. ` +
     `On disk (table, TOAST and indexes), ${n(closedDayIndexes.diskBytesPerRow.openDay)} bytes per row while the day is open and ${n(closedDayIndexes.diskBytesPerRow.closedDay)} once its indexes are built, ` +
-    `for the bench's rows (a host of about 20 characters, a path and query of about 25, a username, a rule of 25; a longer URL adds its length).`;
+    `for the bench's rows, ${Math.round(encode.bytesPerEvent)} bytes of COPY text each (a longer URL adds its length).`;
 
   // Batch anatomy over all runs: a first write is one COPY into access_log; only a replay (or a
   // repeated event) adds BEGIN, COPY into a staging table, INSERT … ON CONFLICT and COMMIT.
