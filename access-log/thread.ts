@@ -5,9 +5,10 @@
 // to a chunk; at CHUNK_ROWS rows or COPY_BUFFER_CHARS characters (writer.ts),
 // or HAND_OVER_MS after the first row, the chunk goes to the writer's thread
 // as one string and one typed array. With the writer on the proxy's thread,
-// logging cost a proxy process about a fifth of its throughput under load: the batches
-// waiting for COPY, the COPYs' protocol work and the garbage both make all
-// fell on the thread that answers requests (docs/design-notes.md).
+// logging cost a proxy process about a fifth of its throughput under load:
+// the batches waiting for COPY, the COPYs' protocol work and the garbage
+// both make all fell on the thread that answers requests
+// (docs/design-notes.md).
 //
 // Nothing is lost on the way: messages to the thread are delivered in order,
 // close() hands over what is left before the writer flushes, and status()

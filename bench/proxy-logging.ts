@@ -47,8 +47,9 @@ export const ORIGIN_HOST = 'origin.test';
 export const WARM_UP_SECONDS = 3;
 /**
  * Many short pairs rather than a few long ones: the machine's speed moves
- * between spells of about ten seconds, and two 5 s phases are more often in
- * one spell than two of 10 s. Shorter still, the rows of a phase's last
+ * from one spell of seconds to the next, and two 5 s phases are more often
+ * in one spell than two of 10 s (it moves within a second too, so shorter
+ * phases did not steady the figure: docs/design-notes.md). Shorter still, the rows of a phase's last
  * quarter-second (written after wrk stops, while the bench waits for the
  * writer) would be a larger share of its Postgres work left out of it.
  */

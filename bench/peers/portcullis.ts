@@ -47,7 +47,6 @@ function isPostgres(pid: number): boolean {
   }
 }
 
-
 /** The domain count of the policy in service, from /healthz (the admin API may start listening just after the proxy). */
 async function policyDomains(adminPort: number): Promise<number> {
   const deadline = Date.now() + 30_000;

@@ -125,6 +125,10 @@ describe('the bench Node relay', () => {
     expect(post.closed).toBe(true);
     const head = await exchange(`HEAD http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n`);
     expect(head.received.startsWith('HTTP/1.1 501 ')).toBe(true);
+    // A GET is relayed, but not one with a body.
+    const getWithBody = await exchange(`GET http://127.0.0.1:${origin.port}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi`);
+    expect(getWithBody.received.startsWith('HTTP/1.1 501 ')).toBe(true);
+    expect(getWithBody.closed).toBe(true);
     expect(origin.served).toBe(servedBefore);
   });
 
