@@ -13,6 +13,7 @@
 // roll the transaction back if it had not committed yet.
 import copyStreams from 'pg-copy-streams';
 import type { Pool, PoolClient } from '../core/db.js';
+import { deadlineIn } from '../core/deadline.js';
 import { COPY_COLUMNS } from './copy-row.js';
 import { markDaysStaleSql } from './rollup.js';
 
@@ -59,15 +60,12 @@ export class PostgresSink {
 
   /** Writes the COPY text lines for rows on `days`, given in pieces; resolves with the number of rows that were new. */
   async write(pieces: readonly string[], days: ReadonlySet<string>, kind: WriteKind): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WriteTimeoutError(this.timeoutMs)), this.timeoutMs);
-    });
+    const deadline = deadlineIn(this.timeoutMs, () => new WriteTimeoutError(this.timeoutMs));
     const connecting = this.pool.connect();
     try {
       let client: PoolClient;
       try {
-        client = await Promise.race([connecting, deadline]);
+        client = await Promise.race([connecting, deadline.expired]);
       } catch (err) {
         connecting.then((late) => late.release(true), () => undefined);
         throw err;
@@ -75,7 +73,7 @@ export class PostgresSink {
       const work = this.writeWith(client, pieces, days, kind);
       work.catch(() => undefined); // after a timeout its failure is already accounted for
       try {
-        const inserted = await Promise.race([work, deadline]);
+        const inserted = await Promise.race([work, deadline.expired]);
         client.release();
         return inserted;
       } catch (err) {
@@ -85,7 +83,7 @@ export class PostgresSink {
         throw err;
       }
     } finally {
-      clearTimeout(timer);
+      deadline.cancel();
     }
   }
 

@@ -4,6 +4,7 @@
 // never sees fastify's own error shape and bad input never becomes a 500.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
+import { isDatabaseUnavailable } from '../core/db.js';
 import { UserError } from '../core/users.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -59,6 +60,19 @@ export const badRequest = (detail: string, invalidParams?: InvalidParam[]) =>
   new Problem(400, 'bad-request', detail, invalidParams);
 export const notFound = (detail: string) => new Problem(404, 'not-found', detail);
 export const conflict = (detail: string) => new Problem(409, 'conflict', detail);
+
+const DATABASE_UNAVAILABLE = 'database-unavailable';
+/** Seconds a client is asked to wait before trying again while the database is away. */
+export const DATABASE_RETRY_AFTER_SECONDS = 10;
+
+// Whether a change that was under way when the connection went was saved is
+// not known here, so the detail does not promise either way.
+const databaseUnavailable = (reason: string) =>
+  new Problem(
+    503,
+    DATABASE_UNAVAILABLE,
+    `the database could not be reached (${reason}); try again shortly. The proxy goes on filtering and recording visits meanwhile`,
+  );
 
 export function problemBody(status: number, slug: string, detail: string, invalidParams?: InvalidParam[]): ProblemBody {
   return {
@@ -125,6 +139,7 @@ function asProblem(err: FastifyError & { validation?: SchemaError[]; validationC
     const fields = params.map((p) => p.name).join(', ');
     return new Problem(400, 'invalid-params', `invalid ${fields || context}`, params);
   }
+  if (isDatabaseUnavailable(err)) return databaseUnavailable(err.message);
   const pgCode = (err as { code?: unknown }).code;
   if (typeof pgCode === 'string' && POSTGRES_INPUT_ERRORS.has(pgCode)) {
     return badRequest(`the database refused a value: ${err.message}`);
@@ -153,6 +168,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
     const problem = asProblem(err);
     if (problem) {
       if (problem.status >= 500) request.log.error({ err }, 'request failed');
+      if (problem.slug === DATABASE_UNAVAILABLE) reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
       return sendProblem(reply, problem);
     }
     request.log.error({ err }, 'unexpected error');

@@ -1,6 +1,7 @@
 // The Postgres connection pool. Errors on idle clients (Postgres restarting,
 // the network dropping) are logged, never allowed to crash the process.
 import pg from 'pg';
+import { within } from './deadline.js';
 import type { Logger } from './logger.js';
 
 export type Pool = pg.Pool;
@@ -16,6 +17,54 @@ export function createPool(connectionString: string, log?: Logger, max = 10): pg
   // fails with it, and whoever holds the client handles that.
   pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
+}
+
+/**
+ * How long a check that must answer in time (GET /healthz, a scraper's
+ * token on GET /metrics) waits for the database before it answers without.
+ */
+export const DATABASE_CHECK_MS = 2_000;
+
+export class DatabaseTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'DatabaseTimeoutError';
+  }
+}
+
+/**
+ * One query answered within `ms`, or a DatabaseTimeoutError: for a Postgres
+ * that hangs rather than refuses (a stalled disk, a host gone without a
+ * reset). The deadline covers the wait for a connection too. The query's own
+ * timeout makes the session that ran it fail, and the pool close it, rather
+ * than stay checked out for as long as Postgres hangs.
+ */
+export function queryWithin<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[], ms: number): Promise<pg.QueryResult<R>> {
+  // query_timeout is read from the query as well as the pool's settings (node-postgres), though its types list it for the pool only.
+  const query = pool.query<R>({ text, values, query_timeout: ms } as pg.QueryConfig);
+  query.catch(() => undefined); // once the deadline has answered, its late failure is of no interest
+  return within(query, ms, () => new DatabaseTimeoutError(ms));
+}
+
+/** pool.query, or with `timeoutMs` given, queryWithin that deadline. */
+export function querier(pool: pg.Pool, timeoutMs: number | undefined) {
+  return <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> =>
+    timeoutMs === undefined ? pool.query<R>(text, values) : queryWithin<R>(pool, text, values, timeoutMs);
+}
+
+// What node-postgres and the network say when Postgres cannot be reached or
+// went away mid-query: SQLSTATE class 08 (connection exception), 57P01-03
+// (shutting down, crashed, starting up), socket errors, and pg's own
+// messages, which carry no code.
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03']);
+const UNREACHABLE_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Client was closed)/;
+
+/** Whether `err` says the database could not be reached or answer, rather than refused the work. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof DatabaseTimeoutError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  return err instanceof Error && UNREACHABLE_MESSAGES.test(err.message);
 }
 
 /** The database `pool` connects to, for a worker thread that opens connections of its own. */

@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { normaliseHost } from '../blocklists/host.js';
 import { CidrSet, parseCidr, type Cidr } from '../core/cidr.js';
+import { within } from '../core/deadline.js';
 
 /** A name's addresses; a resolver that already holds the answer (a cache) may give it at once. */
 export type Resolve = (host: string) => string[] | Promise<string[]>;
@@ -72,15 +73,7 @@ export function createDestinationGuard(options: DestinationGuardOptions): { chec
   async function resolveWithin(host: string): Promise<string[]> {
     const answer = options.resolve(host);
     if (Array.isArray(answer)) return answer;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DnsTimeoutError(`no answer for ${host}`)), options.resolveTimeoutMs);
-    });
-    try {
-      return await Promise.race([answer, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return within(answer, options.resolveTimeoutMs, () => new DnsTimeoutError(`no answer for ${host}`));
   }
 
   async function check(host: string, port: number): Promise<GuardVerdict> {

@@ -1,6 +1,6 @@
 // Bearer API tokens for scripts and scrapers (Authorization: Bearer pct_...).
 // The token is shown once when it is made; only its SHA-256 is stored.
-import type { Pool, PoolClient } from '../../core/db.js';
+import { querier, type Pool, type PoolClient } from '../../core/db.js';
 import { principalFromRow, type Principal, type PrincipalRow } from './principal.js';
 import { newToken, sha256 } from './secrets.js';
 
@@ -74,13 +74,20 @@ export async function revokeApiTokensOfUser(client: PoolClient, userId: number):
 
 interface TokenPrincipalRow extends PrincipalRow {
   token_id: number;
+  expires_at: Date;
   idle_ms: number | null;
 }
 
-/** The principal of a live token of an enabled user, else null. */
-export async function findApiToken(pool: Pool, token: string): Promise<Principal | null> {
-  const { rows } = await pool.query<TokenPrincipalRow>(
-    `SELECT t.id AS token_id, t.school_id, u.id AS user_id, u.username, u.display_name, g.key AS group_key, u.roles,
+export interface LiveToken {
+  principal: Principal;
+  expiresAt: Date;
+}
+
+/** The principal of a live token of an enabled user, else null; with `timeoutMs`, each query within that (queryWithin). */
+export async function findApiToken(pool: Pool, token: string, timeoutMs?: number): Promise<LiveToken | null> {
+  const query = querier(pool, timeoutMs);
+  const { rows } = await query<TokenPrincipalRow>(
+    `SELECT t.id AS token_id, t.expires_at, t.school_id, u.id AS user_id, u.username, u.display_name, g.key AS group_key, u.roles,
             (extract(epoch FROM now() - t.last_used_at) * 1000)::float8 AS idle_ms
        FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN groups g ON g.id = u.group_id
       WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled`,
@@ -89,8 +96,7 @@ export async function findApiToken(pool: Pool, token: string): Promise<Principal
   const row = rows[0];
   if (!row) return null;
   if (row.idle_ms === null || row.idle_ms > TOUCH_AFTER_MS) {
-    await pool.query('UPDATE api_tokens SET last_used_at = now() WHERE id = $1', [row.token_id]);
+    await query('UPDATE api_tokens SET last_used_at = now() WHERE id = $1', [row.token_id]);
   }
-  return principalFromRow(row, 'token');
-
+  return { principal: principalFromRow(row, 'token'), expiresAt: row.expires_at };
 }

@@ -1,7 +1,7 @@
 // Sign-in sessions. The cookie holds a random token; the table holds only its
 // SHA-256, so a leaked copy of the table signs nobody in.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Pool, PoolClient } from '../../core/db.js';
+import { querier, type Pool, type PoolClient } from '../../core/db.js';
 import { principalFromRow, type Principal, type PrincipalRow } from './principal.js';
 import { newToken, sha256 } from './secrets.js';
 
@@ -32,10 +32,11 @@ interface SessionRow extends PrincipalRow {
   idle_ms: number;
 }
 
-/** The principal of a live session of an enabled user, else null. */
-export async function findSession(pool: Pool, token: string): Promise<Principal | null> {
+/** The principal of a live session of an enabled user, else null; with `timeoutMs`, each query within that (queryWithin). */
+export async function findSession(pool: Pool, token: string, timeoutMs?: number): Promise<Principal | null> {
+  const query = querier(pool, timeoutMs);
   const id = sha256(token);
-  const { rows } = await pool.query<SessionRow>(
+  const { rows } = await query<SessionRow>(
     `SELECT s.school_id, u.id AS user_id, u.username, u.display_name, g.key AS group_key, u.roles,
             (extract(epoch FROM now() - s.last_seen_at) * 1000)::float8 AS idle_ms
        FROM sessions s JOIN users u ON u.id = s.user_id JOIN groups g ON g.id = u.group_id
@@ -45,9 +46,8 @@ export async function findSession(pool: Pool, token: string): Promise<Principal 
   );
   const row = rows[0];
   if (!row) return null;
-  if (row.idle_ms > TOUCH_AFTER_MS) await pool.query('UPDATE sessions SET last_seen_at = now() WHERE id = $1', [id]);
+  if (row.idle_ms > TOUCH_AFTER_MS) await query('UPDATE sessions SET last_seen_at = now() WHERE id = $1', [id]);
   return principalFromRow(row, 'session', token);
-
 }
 
 export async function deleteSession(pool: Pool, token: string): Promise<void> {

@@ -1,16 +1,7 @@
 // GET /healthz: is the database reachable and is a policy in service? With
 // the proxy in several workers, the policy reported is the oldest in service.
 import type { FastifyPluginAsync } from 'fastify';
-import type pg from 'pg';
-import type { Pool } from '../../core/db.js';
-
-/**
- * Longest the check waits for the database. A Postgres that hangs (a stalled
- * disk, a host gone without a reset) must still get the monitor an answer,
- * and the session asking must not stay checked out of the pool: the query's
- * own timeout releases it with the error, so the pool closes it.
- */
-export const DATABASE_CHECK_MS = 2_000;
+import { DATABASE_CHECK_MS, queryWithin, type Pool } from '../../core/db.js';
 
 export interface PolicyStatus {
   version: number;
@@ -50,19 +41,10 @@ export const healthRoutes: FastifyPluginAsync<{ pool: Pool; policyStatus: () => 
 
 /** 'ok', or why the database did not answer within DATABASE_CHECK_MS. */
 async function databaseState(pool: Pool): Promise<string> {
-  // query_timeout is read from the query as well as the pool's settings (node-postgres), though its types list it for the pool only.
-  const check = pool.query({ text: 'SELECT 1', query_timeout: DATABASE_CHECK_MS } as pg.QueryConfig);
-  check.catch(() => undefined); // once the deadline has answered, its late failure is of no interest
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${DATABASE_CHECK_MS} ms`)), DATABASE_CHECK_MS);
-  });
   try {
-    await Promise.race([check, deadline]);
+    await queryWithin(pool, 'SELECT 1', [], DATABASE_CHECK_MS);
     return 'ok';
   } catch (err) {
     return `unreachable: ${(err as Error).message}`;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -6,8 +6,8 @@
 import net from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASE_CHECK_MS, healthRoutes } from '../../admin-api/routes/health.js';
-import { createPool, type Pool } from '../../core/db.js';
+import { healthRoutes } from '../../admin-api/routes/health.js';
+import { createPool, DATABASE_CHECK_MS, type Pool } from '../../core/db.js';
 
 type Hang = 'before start-up' | 'after start-up';
 

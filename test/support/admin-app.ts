@@ -1,5 +1,6 @@
 // An admin API over a fresh database with the default groups, and helpers to
-// make accounts and sign in as them.
+// make accounts and sign in as them. With `throughCable`, the app reaches the
+// database through a cable the test can cut (db.pool stays direct).
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { buildAdminApp } from '../../admin-api/app.js';
 import type { LoginRateLimit } from '../../admin-api/auth/login-limit.js';
@@ -7,8 +8,10 @@ import { upsertCategoryMetadata } from '../../blocklists/categories.js';
 import { loadConfig } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { seedDefaultPolicy } from '../../core/policy/default-policy.js';
+import { createPool } from '../../core/db.js';
 import { addUser, type Role } from '../../core/users.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { postgresCable, type PostgresCable } from './postgres-cable.js';
 
 export const PASSWORD = 'correct horse battery';
 
@@ -20,6 +23,8 @@ export interface SignedIn {
 export interface AdminHarness {
   db: TestDatabase;
   app: FastifyInstance;
+  /** Between the app and Postgres, when asked for. */
+  cable?: PostgresCable;
   schoolId: number;
   createUser(username: string, roles: Role[], groupKey?: string): Promise<number>;
   signIn(username: string, password?: string): Promise<SignedIn>;
@@ -28,18 +33,22 @@ export interface AdminHarness {
   close(): Promise<void>;
 }
 
-export async function startAdminHarness(options: { loginRateLimit?: LoginRateLimit } = {}): Promise<AdminHarness> {
+export async function startAdminHarness(
+  options: { loginRateLimit?: LoginRateLimit; metrics?: () => Promise<string>; throughCable?: boolean } = {},
+): Promise<AdminHarness> {
   const db = await createTestDatabase();
+  const cable = options.throughCable ? await postgresCable(db.url) : undefined;
+  const appPool = cable ? createPool(cable.url) : db.pool;
   await upsertCategoryMetadata(db.pool);
   const school = await db.pool.query<{ id: number }>("INSERT INTO schools (name) VALUES ('Test Academy') RETURNING id");
   const schoolId = school.rows[0].id;
   await seedDefaultPolicy(db.pool, schoolId);
   const app = await buildAdminApp({
     config: loadConfig({}),
-    pool: db.pool,
+    pool: appPool,
     log: createLogger('silent'),
     policyStatus: () => ({ version: 1, loadedAt: new Date(0).toISOString(), domains: 0, urls: 0 }),
-    metrics: async () => 'portcullis_requests_total 0\n',
+    metrics: options.metrics ?? (async () => 'portcullis_requests_total 0\n'),
     // Generous by default so that signing in many times in one file is not refused.
     loginRateLimit: options.loginRateLimit ?? { max: 1000, windowMs: 60_000 },
   });
@@ -48,6 +57,7 @@ export async function startAdminHarness(options: { loginRateLimit?: LoginRateLim
   const harness: AdminHarness = {
     db,
     app,
+    cable,
     schoolId,
     async createUser(username, roles, groupKey = 'staff') {
       const user = await addUser(db.pool, { schoolId, username, groupKey, roles, password: PASSWORD });
@@ -68,6 +78,10 @@ export async function startAdminHarness(options: { loginRateLimit?: LoginRateLim
     },
     async close() {
       await app.close();
+      if (cable) {
+        await cable.close();
+        await appPool.end();
+      }
       await db.drop();
     },
   };
