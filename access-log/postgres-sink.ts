@@ -1,7 +1,8 @@
 // Writes one batch of encoded access events to Postgres, exactly once.
 //
 // A batch of events never offered to Postgres before is COPY'd straight into
-// access_log: one statement, its own transaction. A batch that may have been
+// access_log: one statement, its own transaction (with the rollup's mark for
+// its days when their UTC day is over, see LATE_ROWS_GRACE_HOURS). A batch that may have been
 // written already (replayed from the spool after a write that timed out but
 // committed), or a first write that meets a row with the same (id, time), is
 // COPY'd into a session temp table instead and moved with
@@ -15,7 +16,7 @@ import copyStreams from 'pg-copy-streams';
 import type { Pool, PoolClient } from '../core/db.js';
 import { deadlineIn } from '../core/deadline.js';
 import { COPY_COLUMNS } from './copy-row.js';
-import { markDaysStaleSql } from './rollup.js';
+import { MARK_UTC_DAYS_STALE, markDaysStaleSql } from './rollup.js';
 
 export class WriteTimeoutError extends Error {
   constructor(ms: number) {
@@ -99,11 +100,21 @@ export class PostgresSink {
       for (const d of missing) this.knownDays.add(d);
     }
     if (kind === 'first' && pieces.length > 0) {
+      const pastDays = pastUtcDays(days);
       try {
-        return await copy(client, COPY_INTO_LOG, pieces);
+        if (pastDays.length === 0) return await copy(client, COPY_INTO_LOG, pieces);
+        // Rows of a UTC day already over (a tunnel that closed after midnight):
+        // their days may be rolled up already, so they are marked for the
+        // next rollup, in the COPY's transaction as a replay's are.
+        await client.query('BEGIN');
+        const copied = await copy(client, COPY_INTO_LOG, pieces);
+        await client.query(MARK_UTC_DAYS_STALE, [pastDays]);
+        await client.query('COMMIT');
+        return copied;
       } catch (err) {
-        // The COPY was its own transaction and is rolled back; the session is usable.
         if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
+        // The COPY is rolled back, and the session is usable again.
+        if (pastDays.length > 0) await client.query('ROLLBACK');
       }
     }
     if (!this.withStaging.has(client)) {
@@ -117,6 +128,12 @@ export class PostgresSink {
     await client.query('COMMIT');
     return moved.rows[0].moved;
   }
+}
+
+/** The days in `days` (UTC, YYYY-MM-DD) before today's. */
+function pastUtcDays(days: ReadonlySet<string>): string[] {
+  const today = new Date().toISOString().slice(0, 10);
+  return [...days].filter((day) => day < today);
 }
 
 /**

@@ -115,9 +115,10 @@ export async function rollupDay(pool: Pool, day: string, options: RollupOptions 
  * it closes, with the time it began. A day that has ended in every school's
  * time zone is rolled up once more by the first run this long after that;
  * then it is settled. Until then, reports show it as of its last hourly
- * rollup (at most its last hour short). Rows later still (a tunnel open
- * across midnight for longer than this) are in access_log but not in the
- * day's rollup.
+ * rollup (at most its last hour short). Rows written after their UTC day
+ * ended mark their days as a replay's do (MARK_UTC_DAYS_STALE, in the
+ * writer's COPY), so a tunnel open across midnight for longer than this is
+ * counted by the run after it closes.
  */
 export const LATE_ROWS_GRACE_HOURS = 6;
 /** Days back a day left unsettled (the maintenance was not running when it was due) is still settled. */
@@ -161,6 +162,9 @@ export async function forgetOldRollupRecords(pool: Pool, now: Date, retentionDay
   await pool.query(`DELETE FROM access_log_rollups WHERE day < ${utcToday} - $2::int`, [now, SETTLE_LOOKBACK_DAYS]);
 }
 
+/** A mark made again is bumped: a rollup reading the log meanwhile then leaves it for the next run. */
+const BUMP_MARK = 'ON CONFLICT (day) DO UPDATE SET generation = access_log_rollup_stale.generation + 1, marked_at = now()';
+
 /**
  * A statement marking the school-local days of the rows in `relation` (with
  * school_id and time columns) for the next rollup; run where the rows are
@@ -171,5 +175,21 @@ export async function forgetOldRollupRecords(pool: Pool, now: Date, retentionDay
 export function markDaysStaleSql(relation: string): string {
   return `INSERT INTO access_log_rollup_stale (day)
           SELECT DISTINCT (l.time AT TIME ZONE s.timezone)::date FROM ${relation} l JOIN schools s ON s.id = l.school_id
-          ON CONFLICT (day) DO UPDATE SET generation = access_log_rollup_stale.generation + 1, marked_at = now()`;
+          ${BUMP_MARK}`;
 }
+
+/**
+ * A statement marking, for the next rollup, every school-local day that
+ * overlaps the UTC days given as $1 (date[]): for rows whose schools and
+ * times the statement is not given, written live after their UTC day ended
+ * (a tunnel or download that began before midnight). A UTC day overlaps at
+ * most two local days in any school; they are the local days of its first
+ * and last instants.
+ */
+export const MARK_UTC_DAYS_STALE = `
+  INSERT INTO access_log_rollup_stale (day)
+  SELECT DISTINCT (edge.at AT TIME ZONE s.timezone)::date
+  FROM unnest($1::date[]) AS u(day)
+  CROSS JOIN LATERAL (VALUES (u.day::timestamp AT TIME ZONE 'UTC'), ((u.day + 1)::timestamp AT TIME ZONE 'UTC' - interval '1 microsecond')) AS edge(at)
+  CROSS JOIN schools s
+  ${BUMP_MARK}`;

@@ -174,9 +174,11 @@ describe('access log partitions, retention and rollup', () => {
     const [dan] = newYork.userIds;
     const at = (school: SeededSchool, userId: number, time: string) =>
       accessEvent({ groupId: school.groupId, userId, time: new Date(time), bytesIn: 0, bytesOut: 100 });
-    // Written live, as the proxy writes: no mark.
-    await write('replay-marks-live', [at(london, alice, '2024-03-02T10:00:00Z')]);
-    const marks = async () => (await bed.db.pool.query<{ day: string }>("SELECT to_char(day, 'YYYY-MM-DD') AS day FROM access_log_rollup_stale ORDER BY 1")).rows.map((r) => r.day);
+    // Written live on its own day, as the proxy writes nearly every row: no mark.
+    await write('replay-marks-live', [at(london, alice, new Date().toISOString())]);
+    // Other tests' live rows of days long past leave marks of their own, in 2025.
+    const marks = async () =>
+      (await bed.db.pool.query<{ day: string }>("SELECT to_char(day, 'YYYY-MM-DD') AS day FROM access_log_rollup_stale WHERE day < '2025-01-01' ORDER BY 1")).rows.map((r) => r.day);
     expect(await marks()).toEqual([]);
 
     // Recorded while Postgres could not be reached (nothing listens on port 1): spooled, then replayed.
@@ -209,7 +211,6 @@ describe('access log partitions, retention and rollup', () => {
         WHERE school_id = ANY($1) AND day BETWEEN '2024-03-01' AND '2024-03-05' ORDER BY day`,
       [[london.schoolId, newYork.schoolId]],
     );
-    // 2 March, written live, was rolled up by nothing: it is neither marked nor within the week.
     expect(daily.rows).toEqual([
       { school_id: london.schoolId, day: '2024-03-01', requests: 2, bytes: 200 },
       { school_id: london.schoolId, day: '2024-03-03', requests: 1, bytes: 100 },
@@ -218,6 +219,28 @@ describe('access log partitions, retention and rollup', () => {
     expect(await marks()).toEqual([]);
     // The run at 12:00 settled the days before; the marks are gone.
     expect((await maintainAt('2024-03-10T13:00:00Z')).rolledUp).toEqual(['2024-03-10']);
+  });
+
+  it('a row written live after its UTC day ended marks the days it may belong to, and the next maintenance counts it however late', async () => {
+    const [alice] = london.userIds;
+    // 1 October 2024 has long ended in every school's time zone by 12:00Z on 2 October: the day is settled, without the tunnel.
+    expect((await maintainAt('2024-10-02T12:00:00Z')).rolledUp).toEqual(daysFrom('2024-09-25', '2024-10-02'));
+    // A tunnel opened at 21:00Z on 1 October (22:00 in London, on summer time) closes now and is written live.
+    const tunnel = accessEvent({ groupId: london.groupId, userId: alice, time: new Date('2024-10-01T21:00:00Z'), bytesIn: 5_000, bytesOut: 70_000 });
+    await write('late-tunnel', [tunnel]);
+    // 1 October UTC overlaps 1 and 2 October in London, 1 October at the UTC school, 30 September and 1 October in New York.
+    const marks = await bed.db.pool.query<{ day: string }>(
+      "SELECT to_char(day, 'YYYY-MM-DD') AS day FROM access_log_rollup_stale WHERE day BETWEEN '2024-09-25' AND '2024-10-05' ORDER BY 1",
+    );
+    expect(marks.rows.map((r) => r.day)).toEqual(['2024-09-30', '2024-10-01', '2024-10-02']);
+
+    expect((await maintainAt('2024-10-02T13:00:00Z')).rolledUp).toEqual(['2024-09-30', '2024-10-01', '2024-10-02']);
+    const daily = await bed.db.pool.query(
+      "SELECT requests::int, bytes::int FROM access_log_daily WHERE school_id = $1 AND day = '2024-10-01' AND user_id = $2",
+      [london.schoolId, alice],
+    );
+    expect(daily.rows).toEqual([{ requests: 1, bytes: 75_000 }]);
+    expect((await maintainAt('2024-10-02T14:00:00Z')).rolledUp).toEqual(['2024-10-02']);
   });
 
   it("keeps a mark that a replay bumps while the day's rollup reads the log, without holding the replay up", async () => {

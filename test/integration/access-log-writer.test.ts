@@ -122,6 +122,19 @@ describe('AccessLogWriter', () => {
     expect(writer.counters()).toMatchObject({ queued: 1000, written: 500, duplicates: 500, dropped: 0 });
   });
 
+  it('writes an event of a UTC day already over, recorded twice, only once', async () => {
+    // Such a batch is COPY'd with the rollup's mark in one transaction, which the duplicate must roll back whole.
+    const writer = newWriter('twice-late');
+    await writer.start();
+    const events = manyEvents(300).map((e) => ({ ...e, time: new Date(e.time.getTime() - 3 * 24 * 3600 * 1000) }));
+    for (const e of events) writer.record(e);
+    for (const e of events) writer.record(e);
+    await writer.close();
+    const count = await bed.db.pool.query('SELECT count(*)::int AS n FROM access_log WHERE id = ANY($1::uuid[])', [events.map((e) => e.id)]);
+    expect(count.rows[0].n).toBe(300);
+    expect(writer.counters()).toMatchObject({ queued: 600, written: 300, duplicates: 300, dropped: 0, rejected: 0 });
+  });
+
   it('makes time-ordered ids (UUIDv7) that Postgres sorts in the order they were made', async () => {
     const start = Date.UTC(2026, 0, 5, 9, 0, 0);
     // Several ids per millisecond, and milliseconds whose hex digits roll over.
