@@ -13,7 +13,7 @@ import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
-import type { Pool } from '../core/db.js';
+import { connectionStringOf, createPool, type Pool } from '../core/db.js';
 import type { Logger } from '../core/logger.js';
 import type { Explainer } from '../core/policy/explain.js';
 import { installAuthentication } from './auth/authenticate.js';
@@ -50,7 +50,10 @@ import { validatorCompiler } from './validation.js';
 
 export interface AdminAppOptions {
   config: Config;
+  /** For work in the background (blocklist imports); requests get a pool of their own to it, with a query timeout. */
   pool: Pool;
+  /** Longest a request's query may take; default ADMIN_QUERY_TIMEOUT_MS. */
+  queryTimeoutMs?: number;
   log: Logger;
   /** The policy the proxy has in service; undefined while no proxy has one (every worker restarting). */
   policyStatus: () => PolicyStatus | undefined;
@@ -66,11 +69,23 @@ export interface AdminAppOptions {
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
+/**
+ * Longest a query made for a request may take. A Postgres that hangs rather
+ * than refuses (a stalled disk) would otherwise leave every page waiting for
+ * as long as it hangs, each holding one of the pool's sessions; with this,
+ * the request gets a 503 and the session is closed (endSession in
+ * core/db.ts). Generous: a request's queries take milliseconds, a search
+ * over a day without its index some seconds.
+ */
+export const ADMIN_QUERY_TIMEOUT_MS = 30_000;
+const REQUEST_POOL_SIZE = 5;
+
 export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyInstance> {
-  const { pool } = options;
   // pino's own Logger type and fastify's view of it differ only in generics.
   const loggerInstance = options.log.child({ component: 'admin-api' }) as FastifyBaseLogger;
   const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT_BYTES });
+  const pool = createPool(connectionStringOf(options.pool), options.log, REQUEST_POOL_SIZE, options.queryTimeoutMs ?? ADMIN_QUERY_TIMEOUT_MS);
+  app.addHook('onClose', () => pool.end());
   app.setValidatorCompiler(validatorCompiler);
   installProblemHandlers(app);
   await installOpenApi(app);
@@ -95,6 +110,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyIn
   await app.register(scheduleRoutes, { pool });
   await app.register(blocklistRoutes, {
     pool,
+    importPool: options.pool,
     config: options.config,
     log: options.log,
     uploadLimitBytes: options.blocklistUploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES,

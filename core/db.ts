@@ -7,8 +7,9 @@ import type { Logger } from './logger.js';
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-export function createPool(connectionString: string, log?: Logger, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 10_000 });
+/** `queryTimeoutMs`: every query of the pool's sessions fails after this long, answered or not (see endSession). */
+export function createPool(connectionString: string, log?: Logger, max = 10, queryTimeoutMs?: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, connectionTimeoutMillis: 10_000, ...(queryTimeoutMs !== undefined && { query_timeout: queryTimeoutMs }) });
   pool.on('error', (err) => log?.warn({ err: err.message }, 'postgres connection lost'));
   // The pool listens for errors only on idle clients. A checked-out client
   // whose connection dies between queries (Postgres stopping while the access
@@ -96,18 +97,35 @@ export function cancelOnAbort(pool: pg.Pool, backendPid: number, signal: AbortSi
   };
 }
 
+/**
+ * Ends a session borrowed with pool.connect() after `failure` (undefined if
+ * none): rolls back what it left open, if `open`, and hands it back to the
+ * pool, unless the database did not answer on it. Then the session is closed
+ * instead (which makes Postgres roll back too): a query that timed out may
+ * still be running there, and the next borrower would wait behind it.
+ */
+export async function endSession(client: pg.PoolClient, failure: unknown, open: boolean): Promise<void> {
+  if (failure !== undefined && isDatabaseUnavailable(failure)) {
+    client.release(failure instanceof Error ? failure : new Error(String(failure)));
+    return;
+  }
+  if (open) await client.query('ROLLBACK').catch(() => undefined);
+  client.release();
+}
+
 /** Runs `work` in a transaction; rolls back on any error. */
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let failure: unknown;
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    failure = err;
     throw err;
   } finally {
-    client.release();
+    await endSession(client, failure, failure !== undefined);
   }
 }

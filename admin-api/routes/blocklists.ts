@@ -92,12 +92,14 @@ const ARCHIVE_NAME = /\.(tar\.gz|tgz)$/i;
 
 export interface BlocklistRouteOptions {
   pool: Pool;
+  /** An import of the full lists is one long transaction: it runs on a pool without the requests' query timeout. */
+  importPool: Pool;
   config: Config;
   log: Logger;
   uploadLimitBytes: number;
 }
 
-export const blocklistRoutes: FastifyPluginAsyncTypebox<BlocklistRouteOptions> = async (app, { pool, config, log, uploadLimitBytes }) => {
+export const blocklistRoutes: FastifyPluginAsyncTypebox<BlocklistRouteOptions> = async (app, { pool, importPool, config, log, uploadLimitBytes }) => {
   const access = ['it_admin'] as const;
   const jobs = new BlocklistJobs();
   const uploadDir = path.join(config.dataDir, 'uploads');
@@ -156,7 +158,7 @@ export const blocklistRoutes: FastifyPluginAsyncTypebox<BlocklistRouteOptions> =
       }
       jobs.start(
         job,
-        (report) => importBlocklists(pool, file, { recordAs: `upload: ${job.source}`, onProgress: report.import }).finally(() => rm(file, { force: true })),
+        (report) => importBlocklists(importPool, file, { recordAs: `upload: ${job.source}`, onProgress: report.import }).finally(() => rm(file, { force: true })),
         (finished) => recordOutcome(principal, finished),
       );
       return reply.code(202).header('location', `/api/blocklists/jobs/${job.id}`).send(accepted(job));
@@ -188,7 +190,7 @@ export const blocklistRoutes: FastifyPluginAsyncTypebox<BlocklistRouteOptions> =
       jobs.start(
         job,
         (report) =>
-          updateBlocklists(pool, url, config.dataDir, {
+          updateBlocklists(importPool, url, config.dataDir, {
             proxy: config.upstreamProxy,
             maxBytes: uploadLimitBytes,
             onDownloadProgress: report.download,

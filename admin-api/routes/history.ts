@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { inTransaction, type Pool, type PoolClient } from '../../core/db.js';
+import { endSession, inTransaction, type Pool, type PoolClient } from '../../core/db.js';
 import type { Role } from '../../core/users.js';
 import { appendAudit } from '../audit.js';
 import { actorOf, principalOf, type Principal } from '../auth/principal.js';
@@ -275,6 +275,7 @@ async function* historyCsv(
   yield csvLine(CSV_COLUMNS);
   const client = await pool.connect();
   let committed = false;
+  let failure: unknown;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     let after: CursorKey | undefined;
@@ -287,10 +288,12 @@ async function* historyCsv(
     }
     await client.query('COMMIT');
     committed = true;
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     // Also reached when the client goes away mid-download.
-    if (!committed) await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
+    await endSession(client, failure, !committed);
   }
 }
 

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { inTransaction, type Pool, type PoolClient } from '../../core/db.js';
+import { endSession, inTransaction, type Pool, type PoolClient } from '../../core/db.js';
 import { appendAudit } from '../audit.js';
 import { actorOf, principalOf, type Principal } from '../auth/principal.js';
 import { decodeCursor, Page, pageLimit, pageOf, PageQuery } from '../pagination.js';
@@ -208,6 +208,7 @@ const RECORD_QUERIES = {
 async function* filteringRecord(pool: Pool, schoolId: number): AsyncGenerator<RecordItem> {
   const client = await pool.connect();
   let committed = false;
+  let failure: unknown;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     for (const record of ['override', 'group_rule'] as const) {
@@ -235,10 +236,12 @@ async function* filteringRecord(pool: Pool, schoolId: number): AsyncGenerator<Re
     }
     await client.query('COMMIT');
     committed = true;
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     // Also reached when the client goes away mid-download.
-    if (!committed) await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
+    await endSession(client, failure, !committed);
   }
 }
 

@@ -1,20 +1,23 @@
 // The admin API while Postgres is away, reached through a cable the test
 // cuts: every route that needs the database says so with a 503 the client
-// can act on, and GET /metrics goes on answering a scraper whose token
+// can act on, within its query timeout when Postgres hangs, and GET /metrics goes on answering a scraper whose token
 // Postgres confirmed just before, since the access log's spool counters are
 // what a monitor needs to see during an outage.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_CHECK_MS } from '../../core/db.js';
+import { ADMIN_QUERY_TIMEOUT_MS } from '../../admin-api/app.js';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../admin-api/problem.js';
 import { startAdminHarness, type AdminHarness, type SignedIn } from '../support/admin-app.js';
 
 const METRICS = 'portcullis_access_events_spooled_total 20\n';
+// Shorter than in service (ADMIN_QUERY_TIMEOUT_MS), so that the hung cases end soon.
+const QUERY_TIMEOUT_MS = 1_000;
 
 let h: AdminHarness;
 let admin: SignedIn;
 
 beforeAll(async () => {
-  h = await startAdminHarness({ throughCable: true, metrics: async () => METRICS });
+  h = await startAdminHarness({ throughCable: true, metrics: async () => METRICS, queryTimeoutMs: QUERY_TIMEOUT_MS });
   await h.createUser('admin', ['staff', 'it_admin']);
   await h.createUser('teacher', ['staff']);
   admin = await h.signIn('admin');
@@ -56,6 +59,27 @@ describe('the admin API while Postgres refuses connections', () => {
 
     await h.cable!.mend();
     expect((await h.app.inject({ method: 'GET', url: '/api/me', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200);
+    expect((await h.as(admin, { method: 'GET', url: '/api/users' })).statusCode).toBe(200);
+  });
+});
+
+describe('the admin API while Postgres hangs', () => {
+  it("answers with a 503 once a request's query has waited its timeout, rather than for as long as Postgres hangs", async () => {
+    expect(ADMIN_QUERY_TIMEOUT_MS).toBe(30_000);
+    // Sessions open and idle in the pool, as after a morning's use: the hang catches them mid-conversation.
+    await Promise.all([1, 2, 3].map(() => h.as(admin, { method: 'GET', url: '/api/users' })));
+    await h.cable!.cut('hang');
+    for (const request of [
+      { method: 'GET', url: '/api/users' },
+      { method: 'POST', url: '/api/tokens', payload: { name: 'during the hang' } },
+      { method: 'GET', url: '/api/users' },
+    ] as const) {
+      const began = performance.now();
+      const res = await h.as(admin, request);
+      expectDatabaseUnavailable(res);
+      expect(performance.now() - began, request.url).toBeLessThan(QUERY_TIMEOUT_MS + 1_500);
+    }
+    await h.cable!.mend();
     expect((await h.as(admin, { method: 'GET', url: '/api/users' })).statusCode).toBe(200);
   });
 });

@@ -34,7 +34,7 @@ export interface AdminHarness {
 }
 
 export async function startAdminHarness(
-  options: { loginRateLimit?: LoginRateLimit; metrics?: () => Promise<string>; throughCable?: boolean } = {},
+  options: { loginRateLimit?: LoginRateLimit; metrics?: () => Promise<string>; throughCable?: boolean; queryTimeoutMs?: number } = {},
 ): Promise<AdminHarness> {
   const db = await createTestDatabase();
   const cable = options.throughCable ? await postgresCable(db.url) : undefined;
@@ -46,6 +46,7 @@ export async function startAdminHarness(
   const app = await buildAdminApp({
     config: loadConfig({}),
     pool: appPool,
+    queryTimeoutMs: options.queryTimeoutMs,
     log: createLogger('silent'),
     policyStatus: () => ({ version: 1, loadedAt: new Date(0).toISOString(), domains: 0, urls: 0 }),
     metrics: options.metrics ?? (async () => 'portcullis_requests_total 0\n'),
