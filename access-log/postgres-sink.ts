@@ -2,12 +2,12 @@
 //
 // A batch of events never offered to Postgres before is COPY'd straight into
 // access_log: one statement, its own transaction (with the rollup's mark for
-// its days when their UTC day is over, see LATE_ROWS_GRACE_HOURS). A batch that may have been
-// written already (replayed from the spool after a write that timed out but
-// committed), or a first write that meets a row with the same (id, time), is
-// COPY'd into a session temp table instead and moved with
-// INSERT ... ON CONFLICT (id, time) DO NOTHING, so those rows are skipped,
-// and the days of the rows it did add are marked for the rollup.
+// its days when their UTC day is over, see LATE_ROWS_GRACE_HOURS). A batch
+// that may have been written already (replayed from the spool after a write
+// that timed out but committed), or a first write that meets a row with the
+// same (id, time), is COPY'd into a session temp table instead and moved
+// with INSERT ... ON CONFLICT (id, time) DO NOTHING, so those rows are
+// skipped, and the days of the rows it did add are marked for the rollup.
 // The direct path spares Postgres that INSERT ... SELECT, most of a batch's
 // work; the staging path is what makes a replay idempotent. The whole attempt
 // has a deadline; past it the connection is destroyed, which makes Postgres

@@ -1,5 +1,9 @@
-// The Postgres connection pool. Errors on idle clients (Postgres restarting,
-// the network dropping) are logged, never allowed to crash the process.
+// The Postgres connection pool, and what its users need for the times
+// Postgres is away: a deadline for checks that must answer, telling "could not
+// reach the database" from "the database refused", and ending a borrowed
+// session so that a broken one is not lent again. Errors on idle clients
+// (Postgres restarting, the network dropping) are logged, never allowed to
+// crash the process.
 import pg from 'pg';
 import { within } from './deadline.js';
 import type { Logger } from './logger.js';

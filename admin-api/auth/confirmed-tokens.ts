@@ -5,12 +5,12 @@
 //
 // A remembered token is accepted only while Postgres cannot answer, and only
 // if it was confirmed within RECONFIRM_WINDOW_MS of Postgres's last answer
-// to any token check here: a scraper polling every minute or so stays
-// confirmed up to the outage, however long the outage lasts, while a token
-// revoked (or its owner disabled, or their roles changed) from anywhere,
-// the CLI included, is refused once its next check finds Postgres up, or
-// not remembered at all if it was not in use just before the outage. Never
-// past the token's expiry.
+// to any token check here: a scraper polling every five minutes or more
+// often stays confirmed up to the outage, however long the outage lasts,
+// while a token revoked (or its owner disabled, or their roles changed)
+// from anywhere, the CLI included, is refused once its next check finds
+// Postgres up, or not remembered at all if it was not in use just before
+// the outage. Never past the token's expiry.
 import { LRUCache } from 'lru-cache';
 import type { Principal } from './principal.js';
 import { sha256 } from './secrets.js';

@@ -5,7 +5,6 @@
 // what a monitor needs to see during an outage.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_CHECK_MS } from '../../core/db.js';
-import { ADMIN_QUERY_TIMEOUT_MS } from '../../admin-api/app.js';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../admin-api/problem.js';
 import { startAdminHarness, type AdminHarness, type SignedIn } from '../support/admin-app.js';
 
@@ -65,7 +64,6 @@ describe('the admin API while Postgres refuses connections', () => {
 
 describe('the admin API while Postgres hangs', () => {
   it("answers with a 503 once a request's query has waited its timeout, rather than for as long as Postgres hangs", async () => {
-    expect(ADMIN_QUERY_TIMEOUT_MS).toBe(30_000);
     // Sessions open and idle in the pool, as after a morning's use: the hang catches them mid-conversation.
     await Promise.all([1, 2, 3].map(() => h.as(admin, { method: 'GET', url: '/api/users' })));
     await h.cable!.cut('hang');
