@@ -1,8 +1,9 @@
 // The admin API while Postgres is away, reached through a cable the test
 // cuts: every route that needs the database says so with a 503 the client
-// can act on, within its query timeout when Postgres hangs, and GET /metrics goes on answering a scraper whose token
-// Postgres confirmed just before, since the access log's spool counters are
-// what a monitor needs to see during an outage.
+// can act on, within its query timeout when Postgres hangs, and GET /metrics
+// goes on answering a scraper whose token Postgres confirmed just before,
+// since the access log's spool counters are what a monitor needs to see
+// during an outage.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_CHECK_MS } from '../../core/db.js';
 import { DATABASE_RETRY_AFTER_SECONDS } from '../../admin-api/problem.js';
