@@ -78,7 +78,9 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
  * over a day without its index some seconds.
  */
 export const ADMIN_QUERY_TIMEOUT_MS = 30_000;
-const REQUEST_POOL_SIZE = 5;
+// As many sessions as the admin API had when it shared the proxy's pool: a
+// history download holds one for as long as the browser takes to read it.
+const REQUEST_POOL_SIZE = 10;
 
 export async function buildAdminApp(options: AdminAppOptions): Promise<FastifyInstance> {
   // pino's own Logger type and fastify's view of it differ only in generics.

@@ -49,9 +49,10 @@ export const WARM_UP_SECONDS = 3;
  * Many short pairs rather than a few long ones: the machine's speed moves
  * from one spell of seconds to the next, and two 5 s phases are more often
  * in one spell than two of 10 s (it moves within a second too, so shorter
- * phases did not steady the figure: docs/design-notes.md). Shorter still, the rows of a phase's last
- * quarter-second (written after wrk stops, while the bench waits for the
- * writer) would be a larger share of its Postgres work left out of it.
+ * phases did not steady the figure: docs/design-notes.md). Shorter still,
+ * the rows of a phase's last quarter-second (written after wrk stops, while
+ * the bench waits for the writer) would be a larger share of its Postgres
+ * work left out of it.
  */
 export const DEFAULT_PHASE_SECONDS = 5;
 export const DEFAULT_PAIRS = 15;

@@ -8,12 +8,11 @@
 // default 5), BENCH_PAIRS (on/off pairs, default 15), BENCH_CONNECTIONS
 // (connections for every proxy load, default 50), BENCH_PEERS (proxies side
 // by side, default origin,node-relay,portcullis,portcullis-1,portcullis-5m,
-// squid,squidguard,e2guardian,tinyproxy), BENCH_PEER_SECONDS (each of their load runs, default 5),
-// BENCH_PEER_ROUNDS (rounds over all of them, default 3),
-// BENCH_TUNNELS (CONNECT tunnels, default 3000), BENCH_IDLE_CLIENTS (default
-// 1000), BENCH_UT1 (UT1 lists folder,
-// default /work/shared/ut1, else the bundled lists), BENCH_NO_WRITE=1 to
-// leave BENCHMARKS.md alone.
+// squid,squidguard,e2guardian,tinyproxy), BENCH_PEER_SECONDS (each of their
+// load runs, default 5), BENCH_PEER_ROUNDS (rounds over all of them, default
+// 3), BENCH_TUNNELS (CONNECT tunnels, default 3000), BENCH_IDLE_CLIENTS
+// (default 1000), BENCH_UT1 (UT1 lists folder, default /work/shared/ut1,
+// else the bundled lists), BENCH_NO_WRITE=1 to leave BENCHMARKS.md alone.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -6,11 +6,11 @@
 // A remembered token is accepted only while Postgres cannot answer, and only
 // if it was confirmed within RECONFIRM_WINDOW_MS of Postgres's last answer
 // to any token check here: a scraper polling every five minutes or more
-// often stays confirmed up to the outage, however long the outage lasts,
-// while a token revoked (or its owner disabled, or their roles changed)
-// from anywhere, the CLI included, is refused once its next check finds
-// Postgres up, or not remembered at all if it was not in use just before
-// the outage. Never past the token's expiry.
+// often stays confirmed up to the outage, however long the outage lasts.
+// A token revoked or whose owner was disabled, from anywhere (the CLI
+// included), is forgotten at its next check that finds Postgres up, and a
+// change of its owner's roles is taken then; a token not in use just before
+// the outage is not recalled at all. Never past the token's expiry.
 import { LRUCache } from 'lru-cache';
 import type { Principal } from './principal.js';
 import { sha256 } from './secrets.js';
